@@ -1,0 +1,59 @@
+# Wink & TripPay webhooks. `make run` starts everything; `make test` runs the whole suite.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# uv from PATH, else a private copy installed from PyPI into .tools/ (a fresh machine needs only make + python3).
+UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
+PY := $(UV) run --frozen python
+
+.PHONY: help uv sync infra-up infra-down infra-status lint typecheck test test-unit test-integration test-e2e \
+        run registry router deliverer receiver topics bench chaos clean
+
+help:
+	@echo "make run          start the whole system (installs what is missing)"
+	@echo "make test         lint, type checks and every test tier against real servers"
+	@echo "make infra-up     start local Kafka + FerretDB (idempotent); make infra-down stops them"
+	@echo "make bench        benchmarks (writes bench/RESULTS.md)"
+
+$(CURDIR)/.tools/bin/uv:
+	@echo "[make] installing uv from PyPI into .tools/"
+	python3 -m venv .tools && .tools/bin/pip install -q --disable-pip-version-check uv
+
+uv: $(UV)
+
+.venv/.synced: uv.lock pyproject.toml $(wildcard libs/*/pyproject.toml services/*/pyproject.toml) | $(UV)
+	$(UV) sync --frozen --all-packages
+	@touch $@
+
+sync: .venv/.synced
+
+infra-up: sync
+	$(PY) tools/infra.py up
+
+infra-down: sync
+	$(PY) tools/infra.py down
+
+infra-status: sync
+	$(PY) tools/infra.py status
+
+lint: sync
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+typecheck: sync
+	$(UV) run --frozen mypy libs services tools tests
+
+test-unit: sync
+	$(UV) run --frozen pytest tests/unit -q
+
+test-integration: infra-up
+	$(UV) run --frozen pytest tests/integration -q
+
+test-e2e: infra-up
+	$(UV) run --frozen pytest tests/e2e -q
+
+test: lint typecheck infra-up
+	$(UV) run --frozen pytest tests -q -ra
+
+clean:
+	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache

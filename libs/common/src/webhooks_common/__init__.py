@@ -1,0 +1,1 @@
+"""Contracts shared by the webhook services."""

@@ -1,0 +1,30 @@
+"""Prometheus helpers: a `/metrics` handler for aiohttp apps and a stand-alone server for the rest."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+
+# Latency buckets (seconds) tuned for loopback-to-internet webhook work: 1 ms .. 30 s.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30)
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    registry: CollectorRegistry = request.app.get("metrics_registry", REGISTRY)
+    body = generate_latest(registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def start_metrics_server(host: str, port: int) -> web.AppRunner:
+    """Serve `/metrics` (and `/healthz`) on host:port; returns the runner to clean up on exit."""
+    app = web.Application()
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/healthz", lambda _r: _ok())
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
+
+
+async def _ok() -> web.Response:
+    return web.json_response({"status": "ok"})

@@ -1,0 +1,377 @@
+"""Local Kafka (KRaft, one node) and FerretDB (SQLite) for development and tests, without Docker.
+
+    python tools/infra.py up       # idempotent: builds what is missing, starts what is not running
+    python tools/infra.py down     # stops exactly the processes `up` started (pid files)
+    python tools/infra.py status
+
+Nothing is started for a server that already answers at KAFKA_BOOTSTRAP_SERVERS / MONGO_URL (set, or
+the defaults). Builds and data live under `.infra/` (git-ignored). `up` returns only when Kafka
+completes a produce/consume round trip and FerretDB answers a ping and a write.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+INFRA = Path(os.environ.get("INFRA_DIR", ROOT / ".infra"))
+KAFKA_SRC = ROOT / "infra" / "kafka"
+FERRET_SRC = ROOT / "infra" / "ferretdb"
+KAFKA_LIBS = INFRA / "kafka" / "libs"
+KAFKA_DATA = INFRA / "data" / "kafka"
+FERRET_BIN = INFRA / "bin" / "ferretdb-local"
+FERRET_DATA = INFRA / "data" / "ferretdb"
+RUN = INFRA / "run"
+LOGS = INFRA / "logs"
+
+DEFAULT_KAFKA = "127.0.0.1:9092"
+DEFAULT_MONGO = "mongodb://127.0.0.1:27017/webhooks"
+HEALTH_TOPIC = "_infra.healthcheck"
+
+
+def say(msg: str) -> None:
+    print(f"[infra] {msg}", flush=True)
+
+
+def kafka_bootstrap() -> str:
+    return os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or DEFAULT_KAFKA
+
+
+def mongo_url() -> str:
+    return os.environ.get("MONGO_URL") or DEFAULT_MONGO
+
+
+def host_port(bootstrap: str) -> tuple[str, int]:
+    first = bootstrap.split(",")[0].strip()
+    host, _, port = first.rpartition(":")
+    return host or "127.0.0.1", int(port)
+
+
+def is_local(host: str) -> bool:
+    return host in {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+# --- health checks ------------------------------------------------------------------------------
+
+
+async def kafka_round_trip(bootstrap: str, timeout: float) -> None:
+    """Create the health topic if needed, produce one record with acks=all and consume it back."""
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    from webhooks_common.kafka import ensure_topics, make_producer
+    from webhooks_common.topics import TopicSpec
+
+    await ensure_topics(bootstrap, [TopicSpec(HEALTH_TOPIC, 1, {"retention.ms": "600000"})], timeout=timeout)
+    producer = make_producer(bootstrap, request_timeout_ms=int(timeout * 1000))
+    await producer.start()
+    try:
+        token = uuid.uuid4().hex.encode()
+        md = await producer.send_and_wait(HEALTH_TOPIC, token)
+    finally:
+        await producer.stop()
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        tp = TopicPartition(HEALTH_TOPIC, md.partition)
+        consumer.assign([tp])
+        consumer.seek(tp, md.offset)
+        msg = await asyncio.wait_for(consumer.getone(), timeout)
+        if msg.value != token:
+            raise RuntimeError("kafka round trip returned another record")
+    finally:
+        await consumer.stop()
+
+
+async def kafka_answers(bootstrap: str, timeout: float = 5.0) -> bool:
+    try:
+        await asyncio.wait_for(kafka_round_trip(bootstrap, timeout), timeout * 2)
+        return True
+    except Exception:
+        return False
+
+
+async def mongo_answers(url: str, timeout: float = 3.0) -> bool:
+    from pymongo import AsyncMongoClient
+
+    client: AsyncMongoClient = AsyncMongoClient(url, serverSelectionTimeoutMS=int(timeout * 1000))
+    try:
+        await client.admin.command("ping")
+        db = client.get_default_database(default="webhooks")
+        await db["_infra_health"].replace_one({"_id": "ping"}, {"_id": "ping", "at": time.time()}, upsert=True)
+        return True
+    except Exception:
+        return False
+    finally:
+        await client.close()
+
+
+# --- processes ----------------------------------------------------------------------------------
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still "exists"; treat it as dead.
+    with contextlib.suppress(OSError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        if stat.rsplit(")", 1)[1].split()[0] == "Z":
+            return False
+    return True
+
+
+def read_pid(name: str) -> int | None:
+    f = RUN / f"{name}.pid"
+    if not f.exists():
+        return None
+    try:
+        pid = int(f.read_text().strip())
+    except ValueError:
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def spawn(name: str, argv: list[str], cwd: Path) -> int:
+    RUN.mkdir(parents=True, exist_ok=True)
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log = open(LOGS / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child process
+    proc = subprocess.Popen(
+        argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+    )
+    (RUN / f"{name}.pid").write_text(str(proc.pid))
+    return proc.pid
+
+
+def stop(name: str, timeout: float = 20.0) -> None:
+    pid = read_pid(name)
+    pidfile = RUN / f"{name}.pid"
+    if pid is None:
+        pidfile.unlink(missing_ok=True)
+        say(f"{name}: not running (no live pid file)")
+        return
+    say(f"{name}: stopping pid {pid}")
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if pid_alive(pid):
+        say(f"{name}: did not stop in {timeout:.0f}s, killing")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    pidfile.unlink(missing_ok=True)
+
+
+# --- Kafka --------------------------------------------------------------------------------------
+
+
+def build_kafka() -> None:
+    if KAFKA_LIBS.exists() and len(list(KAFKA_LIBS.glob("*.jar"))) >= 40:
+        return
+    if not shutil.which("mvn"):
+        sys.exit("[infra] Maven (mvn) and Java 17+ are needed to fetch Kafka; install them (apt-get install maven)")
+    say("fetching Apache Kafka 4.1.1 jars from Maven Central")
+    tmp = KAFKA_LIBS.with_suffix(".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    subprocess.run(
+        ["mvn", "-q", "-B", "dependency:copy-dependencies", f"-DoutputDirectory={tmp}"],
+        cwd=KAFKA_SRC,
+        check=True,
+    )
+    shutil.rmtree(KAFKA_LIBS, ignore_errors=True)
+    tmp.rename(KAFKA_LIBS)
+
+
+def kafka_properties(port: int, controller_port: int) -> str:
+    return f"""\
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:{controller_port}
+listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{controller_port}
+advertised.listeners=PLAINTEXT://127.0.0.1:{port}
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs={KAFKA_DATA}
+num.partitions=1
+default.replication.factor=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=10
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+min.insync.replicas=1
+auto.create.topics.enable=false
+group.initial.rebalance.delay.ms=0
+log.retention.hours=24
+log.cleaner.backoff.ms=1000
+num.network.threads=2
+num.io.threads=4
+"""
+
+
+LOG4J2 = """\
+<?xml version="1.0" encoding="UTF-8"?>
+<Configuration status="WARN">
+  <Appenders><Console name="out" target="SYSTEM_OUT">
+    <PatternLayout pattern="[%d] %p %m (%c)%n"/></Console></Appenders>
+  <Loggers>
+    <Logger name="kafka" level="INFO"/>
+    <Logger name="org.apache.kafka" level="WARN"/>
+    <Logger name="state.change.logger" level="WARN"/>
+    <Root level="WARN"><AppenderRef ref="out"/></Root>
+  </Loggers>
+</Configuration>
+"""
+
+
+def start_kafka(bootstrap: str) -> None:
+    host, port = host_port(bootstrap)
+    if not is_local(host):
+        sys.exit(f"[infra] KAFKA_BOOTSTRAP_SERVERS={bootstrap} does not answer and is not local: start it there")
+    if read_pid("kafka"):
+        say("kafka: process running but not answering yet; waiting")
+        return
+    build_kafka()
+    conf_dir = INFRA / "kafka"
+    conf_dir.mkdir(parents=True, exist_ok=True)
+    props = conf_dir / "server.properties"
+    props.write_text(kafka_properties(port, port + 1))
+    (conf_dir / "log4j2.xml").write_text(LOG4J2)
+    cp = f"{KAFKA_LIBS}/*"
+    if not (KAFKA_DATA / "meta.properties").exists():
+        KAFKA_DATA.mkdir(parents=True, exist_ok=True)
+        cluster = subprocess.run(
+            ["java", "-cp", cp, "kafka.tools.StorageTool", "random-uuid"],
+            check=True, capture_output=True, text=True,
+        ).stdout.strip().splitlines()[-1]
+        subprocess.run(
+            ["java", "-cp", cp, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(props)],
+            check=True, capture_output=True,
+        )
+    heap = os.environ.get("KAFKA_HEAP", "512m")
+    pid = spawn(
+        "kafka",
+        [
+            "java", f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={conf_dir / 'log4j2.xml'}",
+            "-cp", cp, "kafka.Kafka", str(props),
+        ],
+        cwd=INFRA,
+    )
+    say(f"kafka: started pid {pid} on {host}:{port} (log: {LOGS / 'kafka.log'})")
+
+
+# --- FerretDB -----------------------------------------------------------------------------------
+
+
+def build_ferretdb() -> None:
+    if FERRET_BIN.exists():
+        return
+    if not shutil.which("go"):
+        sys.exit("[infra] Go 1.22+ is needed to build FerretDB; install it (apt-get install golang)")
+    say("building FerretDB v1.24.2 (first time only, about a minute)")
+    FERRET_BIN.parent.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-mod=mod")
+    subprocess.run(["go", "build", "-trimpath", "-o", str(FERRET_BIN), "."], cwd=FERRET_SRC, env=env, check=True)
+
+
+def start_ferretdb(url: str) -> None:
+    parts = urlsplit(url)
+    host = parts.hostname or "127.0.0.1"
+    port = parts.port or 27017
+    if not is_local(host):
+        sys.exit(f"[infra] MONGO_URL points at {host}, which does not answer and is not local: start it there")
+    if read_pid("ferretdb"):
+        say("ferretdb: process running but not answering yet; waiting")
+        return
+    build_ferretdb()
+    FERRET_DATA.mkdir(parents=True, exist_ok=True)
+    pid = spawn("ferretdb", [str(FERRET_BIN), "-listen", f"{host}:{port}", "-data", str(FERRET_DATA)], cwd=INFRA)
+    say(f"ferretdb: started pid {pid} on {host}:{port} (log: {LOGS / 'ferretdb.log'})")
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+async def wait_until(check, what: str, timeout: float, name: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        if name and (RUN / f"{name}.pid").exists() and read_pid(name) is None:
+            tail = (LOGS / f"{name}.log").read_text(errors="replace")[-3000:]
+            sys.exit(f"[infra] {name} exited during start-up; end of its log:\n{tail}")
+        await asyncio.sleep(0.5)
+    sys.exit(f"[infra] {what} did not answer within {timeout:.0f}s; see {LOGS}")
+
+
+async def up() -> None:
+    t0 = time.monotonic()
+    bootstrap, url = kafka_bootstrap(), mongo_url()
+    kafka_ok, mongo_ok = await asyncio.gather(kafka_answers(bootstrap, 3), mongo_answers(url, 2))
+    if kafka_ok:
+        say(f"kafka: answering at {bootstrap}")
+    else:
+        start_kafka(bootstrap)
+    if mongo_ok:
+        say(f"mongodb: answering at {url}")
+    else:
+        start_ferretdb(url)
+    await asyncio.gather(
+        wait_until(lambda: kafka_answers(bootstrap, 5), f"Kafka at {bootstrap}", 120, "kafka"),
+        wait_until(lambda: mongo_answers(url, 2), f"MongoDB protocol at {url}", 60, "ferretdb"),
+    )
+    say(f"ready: kafka {bootstrap}, mongodb {url} ({time.monotonic() - t0:.1f}s)")
+
+
+def down() -> None:
+    stop("ferretdb")
+    stop("kafka", timeout=30)
+
+
+async def status() -> int:
+    bootstrap, url = kafka_bootstrap(), mongo_url()
+    k, m = await asyncio.gather(kafka_answers(bootstrap, 3), mongo_answers(url, 2))
+    for name, ok, where in (("kafka", k, bootstrap), ("ferretdb", m, url)):
+        pid = read_pid(name)
+        owner = f"pid {pid} (ours)" if pid else "not started by us"
+        say(f"{name}: {'answering' if ok else 'NOT answering'} at {where}, {owner}")
+    return 0 if k and m else 1
+
+
+def main() -> None:
+    import logging
+
+    # aiokafka logs every refused connection while a broker starts; the checks say what matters.
+    logging.basicConfig(level=logging.CRITICAL)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("command", choices=["up", "down", "status", "build"])
+    args = parser.parse_args()
+    if args.command == "up":
+        asyncio.run(up())
+    elif args.command == "down":
+        down()
+    elif args.command == "build":
+        build_kafka()
+        build_ferretdb()
+    else:
+        sys.exit(asyncio.run(status()))
+
+
+if __name__ == "__main__":
+    main()
