@@ -11,6 +11,9 @@ DELIVERIES = "webhooks.deliveries"
 ATTEMPTS = "webhooks.attempts"
 DLQ = "webhooks.dlq"
 INVALID = "webhooks.invalid"
+# Requests to change a webhook made by other services (e.g. the deliverer asks to disable one after a 410);
+# the registry applies them like API changes, so they are stored and published like any other.
+COMMANDS = "webhooks.commands"
 # Delay topics for retries; the deliverer maps each retry delay to the smallest tier that covers it.
 RETRY_PREFIX = "webhooks.retry."
 
@@ -66,6 +69,10 @@ class Topics:
     def invalid(self) -> str:
         return self.name(INVALID)
 
+    @property
+    def commands(self) -> str:
+        return self.name(COMMANDS)
+
     def retry(self, tier: str) -> str:
         return self.name(RETRY_PREFIX + tier)
 
@@ -100,6 +107,7 @@ def topic_specs(
         TopicSpec(topics.attempts, 3, WEEK),
         TopicSpec(topics.dlq, 3, {"retention.ms": str(30 * 24 * 3600 * 1000)}),
         TopicSpec(topics.invalid, 3, WEEK),
+        TopicSpec(topics.commands, 1, WEEK),
     ]
     specs += [TopicSpec(topics.retry(tier), delivery_partitions, WEEK) for tier, _ in RETRY_TIERS]
     return specs
