@@ -1,0 +1,217 @@
+"""Wiring: settings -> store, secret box, auth, service, publisher, commands consumer, aiohttp app."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import timedelta
+
+import orjson
+from aiohttp import web
+from aiohttp.typedefs import Handler, Middleware
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from registry.auth import Authenticator, JwksKeys, KeySource, SharedSecret
+from registry.commands import CommandConsumer
+from registry.documents import Doc
+from registry.handlers import Handlers
+from registry.openapi import build_openapi
+from registry.problems import problem_for, problem_response
+from registry.publisher import ConfigSink, KafkaSink, Publisher
+from registry.routes import ROUTES
+from registry.service import Limits, WebhookService
+from registry.settings import RegistrySettings
+from registry.store import MongoStore
+from registry.validation import UrlPolicy
+from webhooks_common.metrics import LATENCY_BUCKETS
+from webhooks_common.models import now_ms
+from webhooks_common.secrets import SecretBox
+from webhooks_common.topics import Topics
+
+log = logging.getLogger(__name__)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        # One registry per app so several apps can live in one process (tests) without clashing.
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "registry_http_requests", "HTTP requests", ["route", "method", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "registry_http_request_seconds",
+            "HTTP request latency",
+            ["route", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.published = Counter(
+            "registry_configs_published",
+            "Config records acknowledged by Kafka",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.publish_delay = Histogram(
+            "registry_publish_delay_seconds",
+            "From API acceptance to Kafka acknowledgement",
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.kafka_up = Gauge(
+            "registry_kafka_up", "Publisher connected to Kafka (1) or not (0)", registry=self.registry
+        )
+
+    def on_published(self, doc: Doc) -> None:
+        self.published.labels("tombstone" if doc.get("deleted") else "config").inc()
+        if doc.get("changed_at_ms"):
+            self.publish_delay.observe(max(0.0, (now_ms() - doc["changed_at_ms"]) / 1000))
+
+
+class Runtime:
+    """Everything a running registry holds; built at start-up inside the event loop."""
+
+    def __init__(
+        self, settings: RegistrySettings, sink_factory: Callable[[], ConfigSink] | None = None
+    ) -> None:
+        self.settings = settings
+        self.topics = Topics(settings.topic_prefix)
+        self.box = SecretBox(settings.require_secrets_key())
+        self.url_policy = UrlPolicy(settings.allow_http, settings.allow_private_targets)
+        sources: list[KeySource] = []
+        if settings.jwt_secret:
+            sources.append(SharedSecret(settings.jwt_secret))
+        if settings.jwks_url:
+            sources.append(JwksKeys(settings.jwks_url, settings.jwks_cache_seconds))
+        self.authenticator = Authenticator(sources, settings.jwt_audience)
+        self.metrics = Metrics()
+        self.openapi_bytes = orjson.dumps(build_openapi())
+        self._sink_factory = sink_factory or (
+            lambda: KafkaSink(settings.kafka_bootstrap_servers, self.topics.config)
+        )
+        self.store = MongoStore(settings.mongo_url, settings.database, settings.mongo_timeout_ms)
+        self.publisher = Publisher(
+            self.store, self._sink_factory, settings.publish_poll_seconds, self.metrics.on_published
+        )
+        limits = Limits(settings.max_webhooks_per_entity, timedelta(hours=settings.secret_overlap_hours))
+        notify = self.publisher.wake if settings.publisher_enabled else (lambda: None)
+        self.service = WebhookService(self.store, self.box, limits, notify)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def mongo_ok(self) -> bool:
+        try:
+            await asyncio.wait_for(self.store.ping(), self.settings.mongo_timeout_ms / 1000)
+            return True
+        except Exception:
+            return False
+
+    async def kafka_ok(self) -> bool:
+        if self.settings.publisher_enabled:
+            ok = self.publisher.kafka_ok
+        else:
+            ok = await _tcp_reachable(self.settings.kafka_bootstrap_servers)
+        self.metrics.kafka_up.set(1 if ok else 0)
+        return ok
+
+    async def _ensure_indexes(self) -> None:
+        # In the background: the API must come up (and answer 503) even while MongoDB is down.
+        delay = 0.5
+        while True:
+            try:
+                await self.store.ensure_indexes()
+                return
+            except Exception as exc:
+                log.warning("cannot create indexes yet", extra={"error": repr(exc)})
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10)
+
+    async def lifespan(self, app: web.Application) -> AsyncIterator[None]:
+        self._tasks.append(asyncio.create_task(self._ensure_indexes(), name="registry-indexes"))
+        if self.settings.publisher_enabled:
+            self._tasks.append(asyncio.create_task(self.publisher.run(), name="registry-publisher"))
+        if self.settings.commands_enabled:
+            consumer = CommandConsumer(
+                self.service,
+                self.settings.kafka_bootstrap_servers,
+                self.topics.commands,
+                self.settings.commands_group,
+            )
+            self._tasks.append(asyncio.create_task(consumer.run(), name="registry-commands"))
+        yield
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.publisher.close()
+        await self.store.close()
+
+
+async def _tcp_reachable(bootstrap: str) -> bool:
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            _, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), 1.0)
+        except (OSError, TimeoutError, ValueError):
+            continue
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
+    return False
+
+
+RUNTIME = web.AppKey("runtime", Runtime)
+
+
+def _metrics_middleware(metrics: Metrics) -> Middleware:
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        info = request.match_info.route.resource
+        route = info.canonical if info is not None else "unmatched"
+        started = time.perf_counter()
+        status = 500
+        try:
+            resp = await handler(request)
+            status = resp.status
+            return resp
+        finally:
+            metrics.requests.labels(route, request.method, str(status)).inc()
+            metrics.latency.labels(route, request.method).observe(time.perf_counter() - started)
+
+    return middleware
+
+
+@web.middleware
+async def _problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status_code < 400:
+            raise
+        return problem_response(problem_for(exc))
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        problem = problem_for(exc)
+        if problem.status == 500:
+            log.exception("unhandled error", extra={"path": request.path, "method": request.method})
+        return problem_response(problem)
+
+
+def build_app(
+    settings: RegistrySettings, *, sink_factory: Callable[[], ConfigSink] | None = None
+) -> web.Application:
+    rt = Runtime(settings, sink_factory)
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[_metrics_middleware(rt.metrics), _problem_middleware],
+    )
+    app[RUNTIME] = rt
+    handlers = Handlers(rt)
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, handlers.guarded(route))
+    app.cleanup_ctx.append(rt.lifespan)
+    return app

@@ -1,0 +1,163 @@
+"""The outbox publisher: sends pending webhook documents to the compacted config topic, then marks them.
+
+Woken on every change (so routing sees it within milliseconds) and on a short poll (recovery after a crash
+or a Kafka outage). Sends are acks=all; a document is marked published only after the ack and only if its
+version did not move meanwhile, so nothing accepted by the API can be lost between MongoDB and Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import pymongo.errors
+from aiokafka.errors import KafkaError
+
+from registry import documents as d
+from registry.store import Store
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+
+
+class ConfigSink(Protocol):
+    """Where configs go: `send` returns once the record is acknowledged."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+    async def send(self, key: bytes, value: bytes | None) -> None: ...
+
+
+class KafkaSink:
+    def __init__(self, bootstrap: str, topic: str, request_timeout_ms: int = 10000) -> None:
+        self._bootstrap, self._topic, self._timeout = bootstrap, topic, request_timeout_ms
+        self._producer = None
+
+    async def start(self) -> None:
+        from webhooks_common.kafka import make_producer
+
+        producer = make_producer(self._bootstrap, request_timeout_ms=self._timeout)
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        self._producer = producer
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await producer.stop()
+
+    async def send(self, key: bytes, value: bytes | None) -> None:
+        assert self._producer is not None, "start() first"
+        fut = await self._producer.send(self._topic, key=key, value=value)
+        await fut
+
+
+def record_for(doc: d.Doc) -> tuple[bytes, bytes | None]:
+    """Key = webhook id (UTF-8); value = the config, or None (a tombstone) for a deleted webhook."""
+    key = doc["_id"].encode()
+    return key, (None if doc.get("deleted") else d.to_config(doc).to_bytes())
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Errors worth retrying later (broker or store unreachable) rather than crashing the publisher."""
+    return isinstance(exc, KafkaError | pymongo.errors.PyMongoError | OSError | TimeoutError)
+
+
+class Publisher:
+    def __init__(
+        self,
+        store: Store,
+        sink_factory: Callable[[], ConfigSink],
+        poll_seconds: float = 1.0,
+        on_published: Callable[[d.Doc], None] = lambda _doc: None,
+        max_backoff: float = 5.0,
+    ) -> None:
+        self.store, self._sink_factory, self.poll = store, sink_factory, poll_seconds
+        self._on_published, self._max_backoff = on_published, max_backoff
+        self._wake = asyncio.Event()
+        self._sink: ConfigSink | None = None
+        self.kafka_ok = False
+        self.last_error: str | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _ensure_sink(self) -> ConfigSink:
+        if self._sink is None:
+            sink = self._sink_factory()
+            await sink.start()
+            self._sink = sink
+            self.kafka_ok = True
+        return self._sink
+
+    async def _drop_sink(self) -> None:
+        sink, self._sink = self._sink, None
+        self.kafka_ok = False
+        if sink is not None:
+            try:
+                await sink.stop()
+            except Exception:  # already broken; a new one is made on the next round
+                log.debug("producer stop failed", exc_info=True)
+
+    async def drain(self) -> int:
+        """Publish every pending document once; returns how many were published and marked."""
+        done = 0
+        # Connect first even with nothing to send, so readiness reflects Kafka while idle too.
+        sink = await self._ensure_sink()
+        while True:
+            docs = await self.store.pending(BATCH)
+            if not docs:
+                return done
+            sends: list[Awaitable[None]] = []
+            for doc in docs:
+                key, value = record_for(doc)
+                sends.append(sink.send(key, value))
+            # In order, one partition: the acks come back in the order sent.
+            await asyncio.gather(*sends)
+            progressed = 0
+            for doc in docs:
+                if doc.get("deleted"):
+                    ok = await self.store.remove_deleted(doc["_id"], doc["version"])
+                else:
+                    ok = await self.store.mark_published(doc["_id"], doc["version"])
+                if ok:
+                    progressed += 1
+                    self._on_published(doc)
+            done += progressed
+            if progressed == 0:
+                # Everything changed under us meanwhile; let the next wake-up or poll pick it up.
+                return done
+
+    async def run(self) -> None:
+        backoff = 0.2
+        while True:
+            self._wake.clear()
+            try:
+                await self.drain()
+                backoff = 0.2
+                self.last_error = None
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if not is_transient(exc):
+                    log.exception("outbox publisher failed; retrying")
+                else:
+                    log.warning("outbox publisher cannot publish yet", extra={"error": repr(exc)})
+                self.last_error = repr(exc)
+                if isinstance(exc, KafkaError | OSError | TimeoutError):
+                    await self._drop_sink()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll)
+
+    async def close(self) -> None:
+        await self._drop_sink()

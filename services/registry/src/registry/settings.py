@@ -1,0 +1,77 @@
+"""Registry settings: the common ones plus `REGISTRY_*` and the unprefixed auth names of DESIGN.md."""
+
+from __future__ import annotations
+
+from typing import Self
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import SettingsConfigDict
+
+from webhooks_common.settings import CommonSettings
+
+
+class RegistrySettings(CommonSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="REGISTRY_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    host: str = Field("0.0.0.0", description="Interface the HTTP API listens on.")
+    port: int = Field(8080, ge=0, le=65535, description="HTTP port of the API (0 picks a free one).")
+    allow_http: bool = Field(
+        False,
+        validation_alias=AliasChoices("REGISTRY_ALLOW_HTTP", "allow_http"),
+        description="Accept plain-http `eventUrl`s (local development only; https is required otherwise).",
+    )
+    max_webhooks_per_entity: int = Field(
+        100, ge=1, description="How many webhooks one managing entity may have (409 beyond)."
+    )
+    secret_overlap_hours: float = Field(
+        24, ge=0, description="How long a rotated-out signing secret keeps signing next to the new one."
+    )
+    max_body_bytes: int = Field(64 * 1024, ge=1024, description="Largest accepted request body (413 above).")
+    mongo_timeout_ms: int = Field(
+        2000,
+        ge=100,
+        description="serverSelectionTimeoutMS/connect timeout: how long a request waits for MongoDB "
+        "before answering 503.",
+    )
+    publish_poll_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="Outbox poll period: how often unpublished changes are looked for besides the "
+        "immediate wake-up on every change (recovery after a crash or a Kafka outage).",
+    )
+    publisher_enabled: bool = Field(
+        True, description="Run the outbox publisher in this process (off only for tests and tools)."
+    )
+    commands_enabled: bool = Field(
+        True, description="Consume the commands topic (disable requests from the deliverer)."
+    )
+    commands_group: str = Field("registry-commands", description="Consumer group for the commands topic.")
+    jwt_secret: str | None = Field(
+        None,
+        validation_alias=AliasChoices("AUTH_JWT_SECRET", "jwt_secret"),
+        description="HS256 key of bearer tokens (one of AUTH_JWT_SECRET / AUTH_JWKS_URL is required).",
+    )
+    jwks_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("AUTH_JWKS_URL", "jwks_url"),
+        description="URL of a JWKS with the RS256 keys of bearer tokens (fetched asynchronously, cached).",
+    )
+    jwks_cache_seconds: float = Field(300, gt=0, description="How long a fetched JWKS is trusted.")
+    jwt_audience: str | None = Field(None, description="Expected `aud` claim; not checked when unset.")
+
+    @model_validator(mode="after")
+    def _require_keys(self) -> Self:
+        # Fail at start-up, not on the first request: the registry cannot work without these.
+        self.require_secrets_key()
+        if not self.jwt_secret and not self.jwks_url:
+            raise ValueError("set AUTH_JWT_SECRET (HS256) or AUTH_JWKS_URL (RS256) to verify bearer tokens")
+        return self
+
+    @property
+    def database(self) -> str:
+        """Database named by the path of MONGO_URL (`webhooks` when it has none)."""
+        from pymongo.uri_parser import parse_uri
+
+        return parse_uri(self.mongo_url).get("database") or "webhooks"

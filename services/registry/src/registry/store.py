@@ -1,0 +1,93 @@
+"""MongoDB (FerretDB v1) adapter: single-document atomic writes only, no transactions or change streams."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+
+from registry.documents import Doc
+
+log = logging.getLogger(__name__)
+
+
+class Store(Protocol):
+    async def insert(self, doc: Doc) -> None: ...
+    async def count_live(self, entity_id: str) -> int: ...
+    async def get(self, entity_id: str, webhook_id: str) -> Doc | None: ...
+    async def get_any(self, webhook_id: str) -> Doc | None: ...
+    async def list_entity(self, entity_id: str) -> list[Doc]: ...
+    async def update_if_version(self, webhook_id: str, version: int, fields: Doc) -> Doc | None: ...
+    async def pending(self, limit: int) -> list[Doc]: ...
+    async def mark_published(self, webhook_id: str, version: int) -> bool: ...
+    async def remove_deleted(self, webhook_id: str, version: int) -> bool: ...
+    async def mark_all_pending(self) -> int: ...
+    async def ping(self) -> None: ...
+
+
+class MongoStore:
+    def __init__(self, url: str, database: str, timeout_ms: int) -> None:
+        # Short selection/connect timeouts so a request fails fast (503) while MongoDB is down; the
+        # client reconnects by itself once it is back. tz_aware: datetimes come back in UTC.
+        self.client: AsyncMongoClient[Doc] = AsyncMongoClient(
+            url,
+            serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms,
+            socketTimeoutMS=max(timeout_ms * 5, 10000),
+            tz_aware=True,
+        )
+        self.col = self.client[database]["webhooks"]
+
+    async def ensure_indexes(self) -> None:
+        await self.col.create_index([("entity_id", ASCENDING), ("created_at", ASCENDING)])
+        await self.col.create_index([("pending", ASCENDING)])
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def ping(self) -> None:
+        await self.client.admin.command("ping")
+
+    async def insert(self, doc: Doc) -> None:
+        await self.col.insert_one(doc)
+
+    async def count_live(self, entity_id: str) -> int:
+        return await self.col.count_documents({"entity_id": entity_id, "deleted": False})
+
+    async def get(self, entity_id: str, webhook_id: str) -> Doc | None:
+        return await self.col.find_one({"_id": webhook_id, "entity_id": entity_id, "deleted": False})
+
+    async def get_any(self, webhook_id: str) -> Doc | None:
+        return await self.col.find_one({"_id": webhook_id})
+
+    async def list_entity(self, entity_id: str) -> list[Doc]:
+        cursor = self.col.find({"entity_id": entity_id, "deleted": False}).sort("created_at", ASCENDING)
+        return [d async for d in cursor]
+
+    async def update_if_version(self, webhook_id: str, version: int, fields: Doc) -> Doc | None:
+        """Atomic compare-and-set on `version`; the updated document, or None when it changed meanwhile."""
+        query: dict[str, Any] = {"_id": webhook_id, "version": version, "deleted": False}
+        return await self.col.find_one_and_update(
+            query, {"$set": fields}, return_document=ReturnDocument.AFTER
+        )
+
+    async def pending(self, limit: int) -> list[Doc]:
+        cursor = self.col.find({"pending": True}).sort("updated_at", ASCENDING).limit(limit)
+        return [d async for d in cursor]
+
+    async def mark_published(self, webhook_id: str, version: int) -> bool:
+        # Conditional on the version we published: a change made meanwhile stays pending and goes out next.
+        res = await self.col.update_one(
+            {"_id": webhook_id, "version": version},
+            {"$set": {"pending": False, "published_version": version}},
+        )
+        return res.modified_count == 1
+
+    async def remove_deleted(self, webhook_id: str, version: int) -> bool:
+        res = await self.col.delete_one({"_id": webhook_id, "version": version, "deleted": True})
+        return res.deleted_count == 1
+
+    async def mark_all_pending(self) -> int:
+        res = await self.col.update_many({}, {"$set": {"pending": True}})
+        return res.modified_count

@@ -1,0 +1,143 @@
+"""Shared fixtures of the registry's integration tests (imported by the test_registry_* modules)."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from pymongo.asynchronous.database import AsyncDatabase
+
+from registry.app import build_app
+from registry.auth import mint_token
+from registry.settings import RegistrySettings
+from tests.servers import Servers
+from webhooks_common.models import WebhookConfig
+from webhooks_common.topics import Topics
+
+JWT_SECRET = "registry-tests-secret-0123456789abcdef"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def closed_port() -> int:
+    """A port nothing listens on (bound then released)."""
+    return free_port()
+
+
+def settings_for(
+    servers: Servers, topics: Topics, db: AsyncDatabase[Any], secrets_key: str, **over: Any
+) -> RegistrySettings:
+    values: dict[str, Any] = {
+        "kafka_bootstrap_servers": servers.kafka,
+        "mongo_url": f"mongodb://{servers.mongo_url.split('://', 1)[1].split('/', 1)[0]}/{db.name}",
+        "topic_prefix": topics.prefix,
+        "secrets_key": secrets_key,
+        "jwt_secret": JWT_SECRET,
+        "host": "127.0.0.1",
+        "port": 0,
+        "allow_private_targets": False,
+        "commands_group": f"reg-{uuid.uuid4().hex[:8]}",
+        "publish_poll_seconds": 0.2,
+    }
+    values.update(over)
+    return RegistrySettings(**values)
+
+
+class Api:
+    """A tiny client of a running registry: `await api.call("GET", "/path", token=...)`."""
+
+    def __init__(self, base: str, session: aiohttp.ClientSession, entity: str) -> None:
+        self.base, self.session, self.entity = base, session, entity
+        self.token = mint_token(JWT_SECRET, "user-1", [entity])
+
+    def path(self, suffix: str = "", entity: str | None = None) -> str:
+        return f"/api/managing-entity/{entity or self.entity}/webhook{suffix}"
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        token: str | None | bool = True,
+        headers: dict[str, str] | None = None,
+        data: bytes | None = None,
+    ) -> tuple[int, Any, aiohttp.ClientResponse]:
+        hdrs = dict(headers or {})
+        if token is True:
+            hdrs["Authorization"] = f"Bearer {self.token}"
+        elif isinstance(token, str):
+            hdrs["Authorization"] = f"Bearer {token}"
+        async with self.session.request(method, self.base + path, json=json, data=data, headers=hdrs) as resp:
+            raw = await resp.read()
+            try:
+                body = await resp.json(content_type=None) if raw else None
+            except ValueError:
+                body = raw.decode(errors="replace")
+            return resp.status, body, resp
+
+    def body(self, **over: Any) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "name": "Booking sync",
+            "entity": {"identifier": self.entity, "name": "The Siam Residences"},
+            "enabled": True,
+            "eventList": ["booking.created"],
+            "eventUrl": "https://hooks.example.com/wink",
+        }
+        doc.update(over)
+        return doc
+
+    async def create(self, **over: Any) -> dict[str, Any]:
+        status, body, _ = await self.call("POST", self.path(), json=self.body(**over))
+        assert status == 201, body
+        return dict(body)
+
+
+@asynccontextmanager
+async def running(app: web.Application) -> AsyncIterator[str]:
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+@asynccontextmanager
+async def registry_api(settings: RegistrySettings, entity: str | None = None) -> AsyncIterator[Api]:
+    async with running(build_app(settings)) as base, aiohttp.ClientSession() as session:
+        yield Api(base, session, entity or str(uuid.uuid4()))
+
+
+def configs_by_id(records: list[Any]) -> dict[str, list[WebhookConfig | None]]:
+    out: dict[str, list[WebhookConfig | None]] = {}
+    for r in records:
+        value = None if r.value is None else WebhookConfig.from_bytes(r.value)
+        out.setdefault(r.key.decode(), []).append(value)
+    return out
+
+
+@pytest.fixture
+def make_settings(
+    servers: Servers, topics: Topics, mongo_db: AsyncDatabase[Any], secrets_key: str
+) -> Callable[..., RegistrySettings]:
+    return lambda **over: settings_for(servers, topics, mongo_db, secrets_key, **over)
+
+
+@pytest.fixture
+async def api(make_settings: Callable[..., RegistrySettings]) -> AsyncIterator[Api]:
+    async with registry_api(make_settings()) as client:
+        yield client
