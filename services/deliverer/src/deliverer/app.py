@@ -1,0 +1,156 @@
+"""Wiring: settings -> config view, Kafka consumer/producer, HTTP session, metrics. Start and stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from types import TracebackType
+
+from aiohttp import web
+
+from deliverer.configs import ConfigFollower, ConfigView
+from deliverer.consumer import DeliveryConsumer
+from deliverer.handler import Pipeline
+from deliverer.http_client import make_session
+from deliverer.metrics import DelivererMetrics, serve_metrics
+from deliverer.settings import DelivererSettings
+from webhooks_common.kafka import make_producer
+from webhooks_common.secrets import SecretBox
+from webhooks_common.topics import RETRY_TIERS, Topics
+
+log = logging.getLogger(__name__)
+
+
+class Deliverer:
+    """`async with Deliverer(settings) as d:` runs one deliverer in this process until the block ends."""
+
+    def __init__(
+        self, settings: DelivererSettings, *, tiers: Sequence[tuple[str, float]] = RETRY_TIERS
+    ) -> None:
+        self.settings = settings
+        self.topics = Topics(prefix=settings.topic_prefix)
+        self.metrics = DelivererMetrics()
+        self.view = ConfigView(SecretBox(settings.require_secrets_key()))
+        self.metrics_port: int | None = None
+        self._tiers = tuple(tiers)
+        self._stopped = asyncio.Event()
+        self._fatal: BaseException | None = None
+        self._run_task: asyncio.Task[None] | None = None
+        self._runner: web.AppRunner | None = None
+        self._follower: ConfigFollower | None = None
+        self._consumer: DeliveryConsumer | None = None
+        self._stop_lock = asyncio.Lock()
+        self._started = False
+
+    async def start(self) -> None:
+        s = self.settings
+        self._runner, self.metrics_port = await serve_metrics(self.metrics, s.metrics_host, s.metrics_port)
+        # secrets and states first: no task may be handled against an empty view
+        self._follower = ConfigFollower(s.kafka_bootstrap_servers, self.topics.config, self.view)
+        await self._follower.start()
+        self._producer = make_producer(s.kafka_bootstrap_servers)
+        await self._producer.start()
+        self._session = make_session(
+            timeout_s=s.timeout_s,
+            max_connections=s.max_in_flight,
+            allow_private=s.allow_private_targets,
+            user_agent=s.user_agent,
+        )
+        if s.allow_private_targets:
+            log.warning("DELIVERY_ALLOW_PRIVATE_TARGETS=true: private and loopback targets are allowed")
+        self.pipeline = Pipeline(
+            settings=s,
+            topics=self.topics,
+            view=self.view,
+            session=self._session,
+            producer=self._producer,
+            metrics=self.metrics,
+            tiers=self._tiers,
+            on_fatal=self._on_fatal,
+        )
+        self._consumer = DeliveryConsumer(s, self.topics, self.pipeline, self.metrics, self._tiers)
+        await self._consumer.start()
+        self._run_task = asyncio.create_task(self._consumer.run(), name="deliverer-loop")
+        self._run_task.add_done_callback(self._loop_ended)
+        self._started = True
+        log.info("deliverer started (group %s, metrics on :%s)", s.group_id, self.metrics_port)
+
+    def _loop_ended(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            self._on_fatal(task.exception())  # type: ignore[arg-type]
+
+    def _on_fatal(self, exc: BaseException) -> None:
+        if self._fatal is None:
+            log.error("deliverer stopping after a fatal error: %r", exc)
+            self._fatal = exc
+        self.request_stop()
+
+    def request_stop(self) -> None:
+        if self._consumer is not None:
+            self._consumer.request_stop()
+        self._stopped.set()
+
+    async def wait(self) -> None:
+        """Until a stop is requested (signal, fatal error)."""
+        await self._stopped.wait()
+
+    @property
+    def failed(self) -> BaseException | None:
+        return self._fatal
+
+    async def stop(self) -> None:
+        """Stop taking tasks, finish attempts in flight within the grace period, commit, leave the group."""
+        async with self._stop_lock:
+            if not self._started:
+                return
+            self._started = False
+            self.request_stop()
+            s = self.settings
+            if self._run_task is not None:
+                try:
+                    await asyncio.wait_for(asyncio.shield(self._run_task), 5)
+                except (TimeoutError, Exception):
+                    self._run_task.cancel()
+            self.pipeline.forget_all_queued()  # never started: left uncommitted for the next owner
+            if not await self.pipeline.lanes.wait_idle(s.shutdown_grace_s):
+                log.warning(
+                    "attempts in flight after %.1fs abandoned (redelivered later)", s.shutdown_grace_s
+                )
+                await self.pipeline.lanes.cancel_all()
+            await self.pipeline.wait_acked(10)
+            assert self._consumer is not None
+            try:
+                await self._consumer.commit()
+            except Exception:
+                log.exception("final commit failed")
+            await self._consumer.stop()
+            await self._producer.stop()
+            await self._session.close()
+            if self._follower is not None:
+                await self._follower.stop()
+            if self._runner is not None:
+                await self._runner.cleanup()
+            log.info("deliverer stopped")
+
+    async def __aenter__(self) -> Deliverer:
+        try:
+            await self.start()
+        except BaseException:
+            await self._cleanup_partial()
+            raise
+        return self
+
+    async def _cleanup_partial(self) -> None:
+        if self._started:
+            await self.stop()
+            return
+        if self._follower is not None:
+            await self._follower.stop()
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()

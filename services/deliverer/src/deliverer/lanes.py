@@ -1,0 +1,115 @@
+"""Per-URL lanes: one queue per target URL, a per-URL concurrency limit and a global in-flight cap.
+
+A slow URL fills only its own lane; other URLs keep their slots, so nothing waits behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+J = TypeVar("J")
+
+
+class _Lane(Generic[J]):
+    __slots__ = ("active", "queue", "waiting")
+
+    def __init__(self) -> None:
+        self.queue: deque[J] = deque()
+        self.active = 0
+        self.waiting = False  # queued in Lanes._starved for a global slot
+
+
+class Lanes(Generic[J]):
+    def __init__(
+        self,
+        run: Callable[[J], Awaitable[None]],
+        *,
+        per_url: int,
+        max_in_flight: int,
+        queue_limit: int,
+    ) -> None:
+        self._run = run
+        self._per_url = per_url
+        self._max = max_in_flight
+        self._queue_limit = queue_limit
+        self._lanes: dict[str, _Lane[J]] = {}
+        self._starved: deque[str] = deque()  # lanes with work that found no global slot
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.in_flight = 0
+
+    def offer(self, url: str, job: J) -> bool:
+        """Queue `job` for `url`; False when that URL's queue is full (the caller parks the job)."""
+        lane = self._lanes.get(url)
+        if lane is None:
+            lane = self._lanes[url] = _Lane()
+        if len(lane.queue) >= self._queue_limit:
+            return False
+        lane.queue.append(job)
+        self._pump(url, lane)
+        return True
+
+    def queued(self) -> int:
+        return sum(len(lane.queue) for lane in self._lanes.values())
+
+    def _pump(self, url: str, lane: _Lane[J]) -> None:
+        while lane.queue and lane.active < self._per_url:
+            if self.in_flight >= self._max:
+                if not lane.waiting:
+                    lane.waiting = True
+                    self._starved.append(url)
+                return
+            job = lane.queue.popleft()
+            lane.active += 1
+            self.in_flight += 1
+            task = asyncio.create_task(self._go(url, lane, job))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _go(self, url: str, lane: _Lane[J], job: J) -> None:
+        try:
+            await self._run(job)
+        finally:
+            lane.active -= 1
+            self.in_flight -= 1
+            self._pump(url, lane)
+            while self._starved and self.in_flight < self._max:
+                s_url = self._starved.popleft()
+                s_lane = self._lanes.get(s_url)
+                if s_lane is not None:
+                    s_lane.waiting = False
+                    self._pump(s_url, s_lane)
+            if lane.active == 0 and not lane.queue and not lane.waiting:
+                self._lanes.pop(url, None)  # keep memory proportional to busy URLs only
+
+    def drop_queued(self) -> int:
+        """Forget queued (not started) jobs, e.g. on shutdown: their offsets stay uncommitted."""
+        n = 0
+        for lane in self._lanes.values():
+            n += len(lane.queue)
+            lane.queue.clear()
+        return n
+
+    def drop_where(self, pred: Callable[[J], bool]) -> int:
+        n = 0
+        for lane in self._lanes.values():
+            keep = deque(j for j in lane.queue if not pred(j))
+            n += len(lane.queue) - len(keep)
+            lane.queue = keep
+        return n
+
+    async def wait_idle(self, within_s: float) -> bool:
+        """Wait for the attempts in flight (not the queued ones) to finish; False on timeout."""
+        tasks = set(self._tasks)
+        if not tasks:
+            return True
+        _done, pending = await asyncio.wait(tasks, timeout=within_s)
+        return not pending
+
+    async def cancel_all(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

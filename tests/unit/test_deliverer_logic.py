@@ -1,0 +1,323 @@
+"""Pure decisions of the deliverer: outcomes, delays, Retry-After, offsets, tiers, prechecks, records."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import aiohttp
+import pytest
+
+from deliverer import records
+from deliverer.backoff import next_delay, parse_retry_after
+from deliverer.classify import Action, Outcome, TargetRefused, action_for, classify, error_name
+from deliverer.configs import WebhookView
+from deliverer.handler import Verdict, precheck
+from deliverer.lanes import Lanes
+from deliverer.offsets import OffsetTracker
+from deliverer.retry import release_at_ms, tier_for
+from deliverer.settings import DEFAULT_SCHEDULE, parse_schedule
+from deliverer.ssrf import forbidden_reason
+from webhooks_common.models import AttemptRecord, DeadLetter, DeliveryTask, WebhookCommand
+from webhooks_common.topics import RETRY_TIERS
+
+SCHEDULE = parse_schedule(DEFAULT_SCHEDULE)
+
+
+# --- classify -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        (200, Outcome.SUCCESS),
+        (204, Outcome.SUCCESS),
+        (299, Outcome.SUCCESS),
+        (301, Outcome.FAILED),  # redirects are not followed: a failure
+        (400, Outcome.FAILED),
+        (404, Outcome.FAILED),
+        (410, Outcome.GONE),
+        (429, Outcome.THROTTLED),
+        (500, Outcome.FAILED),
+        (503, Outcome.THROTTLED),
+    ],
+)
+def test_classify_status(status: int, outcome: Outcome) -> None:
+    assert classify(status) is outcome
+
+
+def test_classify_errors() -> None:
+    assert classify(None, TimeoutError()) is Outcome.FAILED
+    assert classify(None, aiohttp.ClientConnectionError("reset")) is Outcome.FAILED
+    refused = TargetRefused("127.0.0.1 is loopback")
+    assert classify(None, refused) is Outcome.REFUSED
+    # aiohttp wraps resolver errors; the refusal is found through the chain
+    try:
+        try:
+            raise refused
+        except TargetRefused as inner:
+            raise aiohttp.ClientConnectionError("cannot connect") from inner
+    except aiohttp.ClientConnectionError as wrapped:
+        assert classify(None, wrapped) is Outcome.REFUSED
+        assert error_name(wrapped) == "refused"
+    assert error_name(TimeoutError()) == "timeout"
+    assert error_name(aiohttp.ClientOSError()) == "ClientOSError"
+
+
+def test_retryability_lives_on_the_outcome() -> None:
+    assert Outcome.FAILED.retryable and Outcome.THROTTLED.retryable
+    assert not Outcome.REFUSED.retryable and not Outcome.GONE.retryable and not Outcome.SUCCESS.retryable
+    assert not TargetRefused("x").retryable
+
+
+def test_action_for() -> None:
+    assert action_for(Outcome.SUCCESS, None) is Action.COMMIT
+    assert action_for(Outcome.GONE, None) is Action.DISABLE
+    assert action_for(Outcome.FAILED, 5.0) is Action.RETRY
+    assert action_for(Outcome.THROTTLED, 5.0) is Action.RETRY
+    assert action_for(Outcome.FAILED, None) is Action.DEAD  # last attempt used
+    assert action_for(Outcome.REFUSED, None) is Action.DEAD
+
+
+# --- delays ---------------------------------------------------------------------------------------
+
+
+def test_default_schedule_has_eight_attempts() -> None:
+    assert SCHEDULE == (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
+
+
+def test_next_delay_follows_schedule_without_jitter() -> None:
+    delays = [next_delay(a, Outcome.FAILED, None, SCHEDULE) for a in range(1, 9)]
+    assert delays == [5, 300, 1800, 7200, 18000, 36000, 36000, None]
+
+
+def test_next_delay_jitter_stays_within_bounds_and_varies() -> None:
+    rng = random.Random(7)
+    got = {next_delay(2, Outcome.FAILED, None, SCHEDULE, jitter=0.1, rng=rng) for _ in range(50)}
+    assert all(d is not None and 270 <= d <= 330 for d in got)
+    assert len(got) > 1
+
+
+def test_next_delay_final_outcomes_do_not_retry() -> None:
+    assert next_delay(1, Outcome.REFUSED, None, SCHEDULE) is None
+    assert next_delay(1, Outcome.GONE, None, SCHEDULE) is None
+    assert next_delay(1, Outcome.SUCCESS, None, SCHEDULE) is None
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "expected"),
+    [(None, 300.0), (10.0, 300.0), (450.0, 450.0), (600.0, 600.0), (86400.0, 600.0)],
+)
+def test_retry_after_is_clamped_within_scheduled_and_twice(
+    retry_after: float | None, expected: float
+) -> None:
+    assert next_delay(2, Outcome.THROTTLED, retry_after, SCHEDULE) == expected
+
+
+def test_retry_after_ignored_for_other_failures() -> None:
+    assert next_delay(2, Outcome.FAILED, 450.0, SCHEDULE) == 300.0
+
+
+def test_parse_retry_after() -> None:
+    now = datetime(2026, 11, 27, 10, 0, 0, tzinfo=UTC)
+    assert parse_retry_after("120", now.timestamp()) == 120.0
+    assert parse_retry_after(" 0 ", now.timestamp()) == 0.0
+    http_date = format_datetime(now + timedelta(seconds=90), usegmt=True)
+    assert parse_retry_after(http_date, now.timestamp()) == pytest.approx(90.0)
+    past = format_datetime(now - timedelta(seconds=90), usegmt=True)
+    assert parse_retry_after(past, now.timestamp()) == 0.0
+    assert parse_retry_after("soon", now.timestamp()) is None
+    assert parse_retry_after("-5", now.timestamp()) is None
+    assert parse_retry_after(None, now.timestamp()) is None
+
+
+def test_parse_schedule_rejects_nonsense() -> None:
+    assert parse_schedule("0, 1,2") == (0.0, 1.0, 2.0)
+    with pytest.raises(ValueError):
+        parse_schedule("")
+    with pytest.raises(ValueError):
+        parse_schedule("0,-1")
+
+
+# --- offsets --------------------------------------------------------------------------------------
+
+
+def test_offsets_commit_only_contiguous_prefix() -> None:
+    t = OffsetTracker()
+    for off in (10, 11, 12, 14):  # 13 compacted away / not ours
+        t.add(off)
+    assert t.committable() is None
+    t.done(11)
+    assert t.committable() is None  # 10 still in flight
+    t.done(10)
+    assert t.committable() == 12
+    t.done(14)
+    assert t.committable() == 12  # 12 holds it back
+    t.done(12)
+    assert t.committable() == 15
+    assert len(t) == 0
+
+
+def test_offsets_must_grow() -> None:
+    t = OffsetTracker()
+    t.add(5)
+    with pytest.raises(ValueError):
+        t.add(5)
+
+
+# --- delay topics ---------------------------------------------------------------------------------
+
+
+def test_tier_for_picks_largest_tier_not_longer_than_delay() -> None:
+    assert tier_for(0.2, RETRY_TIERS)[0] == "1s"
+    assert tier_for(1, RETRY_TIERS)[0] == "1s"
+    assert tier_for(4.9, RETRY_TIERS)[0] == "1s"
+    assert tier_for(5.5, RETRY_TIERS)[0] == "5s"
+    assert tier_for(300, RETRY_TIERS)[0] == "5m"
+    assert tier_for(36000, RETRY_TIERS)[0] == "2h"
+
+
+def test_release_time() -> None:
+    assert release_at_ms(due_at_ms=10_000, record_ts_ms=1_000, tier_s=5) == 6_000  # hop, then re-park
+    assert release_at_ms(due_at_ms=3_000, record_ts_ms=1_000, tier_s=5) == 3_000
+
+
+# --- precheck -------------------------------------------------------------------------------------
+
+
+def _view(enabled: bool = True, version: int = 2) -> WebhookView:
+    return WebhookView("w1", "e1", version, enabled, "https://example.com/hook", [(b"k", None)])
+
+
+def test_precheck() -> None:
+    task = {"webhook_id": "w1", "webhook_version": 2, "entered_at_ms": 1_000}
+    assert precheck(_view(), False, task, 2_000, 60_000)[0] is Verdict.GO
+    assert precheck(_view(enabled=False), False, task, 2_000, 60_000) == (Verdict.DROP, "webhook disabled")
+    assert precheck(None, True, task, 2_000, 60_000) == (Verdict.DROP, "webhook removed")
+    assert precheck(None, False, task, 2_000, 60_000)[0] is Verdict.DEFER
+    assert precheck(None, False, task, 100_000, 60_000) == (Verdict.DROP, "webhook unknown")
+    assert precheck(_view(version=1), False, task, 2_000, 60_000)[0] is Verdict.DEFER
+    assert precheck(_view(version=1), False, task, 100_000, 60_000)[0] is Verdict.GO
+
+
+def test_valid_keys_skip_expired() -> None:
+    view = WebhookView("w", "e", 1, True, "u", [(b"old", 100.0), (b"new", None), (b"later", 300.0)])
+    assert view.valid_keys(200.0) == [b"new", b"later"]
+
+
+# --- SSRF -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "addr",
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "169.254.1.1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "240.0.0.1",
+        "100.64.0.1",
+        "::1",
+        "::",
+        "fe80::1",
+        "fc00::1",
+        "fd00:ec2::254",
+        "::ffff:127.0.0.1",
+        "ff02::1",
+    ],
+)
+def test_forbidden_addresses(addr: str) -> None:
+    assert forbidden_reason(addr) is not None
+
+
+@pytest.mark.parametrize("addr", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"])
+def test_public_addresses_allowed(addr: str) -> None:
+    assert forbidden_reason(addr) is None
+
+
+# --- records match the shared models --------------------------------------------------------------
+
+TASK = DeliveryTask(
+    task_id="ev1:w1",
+    event_id="ev1",
+    event_type="booking.create",
+    entity_id="e1",
+    webhook_id="w1",
+    webhook_version=3,
+    url="https://example.com/hook",
+    body='{"id":"ev1"}',
+    entered_at_ms=1,
+)
+
+
+def test_records_parse_with_shared_models() -> None:
+    task = records.parse_task(TASK.to_bytes())
+    rec = AttemptRecord.from_bytes(
+        records.attempt_record(
+            task,
+            url="u",
+            outcome="retry",
+            at_ms=5,
+            duration_ms=1.5,
+            status=500,
+            snippet="oops",
+            next_attempt_at_ms=10,
+        )
+    )
+    assert (rec.task_id, rec.attempt, rec.outcome, rec.status, rec.next_attempt_at_ms) == (
+        "ev1:w1",
+        1,
+        "retry",
+        500,
+        10,
+    )
+    nxt = records.with_history(task, records.summary(1, 5, "retry", 500, None))
+    nxt["attempt"] = 2
+    again = DeliveryTask.model_validate(nxt)
+    assert again.attempt == 2 and again.history[0].status == 500 and again.body == TASK.body
+    dead = DeadLetter.from_bytes(records.dead_letter(nxt, "8 attempt(s) failed", 9))
+    assert dead.task.task_id == "ev1:w1" and dead.reason.startswith("8")
+    cmd = WebhookCommand.from_bytes(records.disable_command(task, "410", 9))
+    assert cmd.action == "disable" and cmd.webhook_id == "w1" and cmd.requested_by == "deliverer"
+
+
+def test_parse_task_rejects_garbage() -> None:
+    for raw in (None, b"[]", b'{"task_id": 1}', b"not json"):
+        with pytest.raises(ValueError):
+            records.parse_task(raw)
+
+
+# --- lanes ----------------------------------------------------------------------------------------
+
+
+async def test_lanes_limit_per_url_and_globally_and_overflow() -> None:
+    gates: dict[str, asyncio.Event] = {"slow": asyncio.Event(), "fast": asyncio.Event()}
+    started: list[tuple[str, int]] = []
+
+    async def run(job: tuple[str, int]) -> None:
+        started.append(job)
+        await gates[job[0]].wait()
+
+    lanes: Lanes[tuple[str, int]] = Lanes(run, per_url=2, max_in_flight=3, queue_limit=2)
+    assert all(lanes.offer("slow", ("slow", i)) for i in range(4))  # 2 running + 2 queued
+    assert not lanes.offer("slow", ("slow", 4))  # its queue is full: the caller parks it
+    assert lanes.offer("fast", ("fast", 0)) and lanes.offer("fast", ("fast", 1))
+    await asyncio.sleep(0)
+    assert lanes.in_flight == 3  # global cap
+    assert sorted(started) == [("fast", 0), ("slow", 0), ("slow", 1)]
+    gates["fast"].set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert ("fast", 1) in started  # the slow URL did not hold the fast one back
+    gates["slow"].set()
+    assert await lanes.wait_idle(1)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    await lanes.wait_idle(1)
+    assert len(started) == 6
