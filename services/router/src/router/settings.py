@@ -1,0 +1,63 @@
+"""Router settings: environment variables prefixed `ROUTER_` (plus the common ones, see webhooks_common)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from webhooks_common.settings import CommonSettings
+
+
+class RouterSettings(CommonSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ROUTER_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    app_id: str = Field(
+        "webhooks-router",
+        description="faust app id; the input topics' consumer group is KAFKA_TOPIC_PREFIX + this.",
+    )
+    web_port: int = Field(
+        6066,
+        ge=1,
+        le=65535,
+        description="Port of the worker's HTTP server (/metrics, /healthz, /readyz). Each worker on a host "
+        "needs its own.",
+    )
+    web_bind: str = Field("0.0.0.0", description="Address the worker's HTTP server binds to.")
+    input_partitions: int = Field(
+        6, ge=1, description="Partition count of the input topics (as created by `make run` / deploy)."
+    )
+    batch_max: int = Field(
+        500, ge=1, description="Most input events routed together (one wait for Kafka's acks per batch)."
+    )
+    batch_within_ms: int = Field(
+        5, ge=1, description="Longest wait (ms) to fill a batch before routing what has arrived."
+    )
+    max_event_bytes: int = Field(
+        512 * 1024,
+        ge=1024,
+        description="Input values larger than this go to the invalid topic (reason `too_large`): their tasks "
+        "would not fit Kafka's default message size.",
+    )
+    commit_interval_s: float = Field(
+        1.0, gt=0, description="How often the worker commits input offsets (faust broker_commit_interval)."
+    )
+    session_timeout_s: float = Field(
+        10.0,
+        ge=6.0,
+        description="Kafka group session timeout: how long a dead worker keeps its partitions before the "
+        "others take them over.",
+    )
+    datadir: Path | None = Field(
+        None, description="faust's data directory; default: a folder per app id and web port in the temp dir."
+    )
+
+    def group_id(self) -> str:
+        return f"{self.topic_prefix}{self.app_id}"
+
+    def data_dir(self) -> Path:
+        return self.datadir or Path(tempfile.gettempdir()) / f"{self.group_id()}-{self.web_port}"

@@ -1,0 +1,54 @@
+"""Writes planned records to Kafka and returns only once Kafka acknowledged all of them (acks=all)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import Protocol
+
+from aiokafka import AIOKafkaProducer
+
+from router import metrics
+from router.errors import retry_delay, send_error_action
+from router.routing import Outgoing
+
+log = logging.getLogger(__name__)
+
+CRASH_EXIT_CODE = 70
+
+
+class RecordSink(Protocol):
+    async def write_all(self, records: list[Outgoing]) -> None: ...
+
+
+class KafkaSink:
+    """An idempotent acks=all producer of our own: faust's producer reports failed sends only in logs."""
+
+    def __init__(self, producer: AIOKafkaProducer) -> None:
+        self._producer = producer
+
+    async def write_all(self, records: list[Outgoing]) -> None:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self._send(records)
+                return
+            except Exception as exc:
+                if send_error_action(exc) == "crash":
+                    # Exiting without acknowledging the batch keeps its input offsets uncommitted, so another
+                    # worker (or this one restarted) routes it again: nothing is lost.
+                    log.critical("cannot write tasks (%r); exiting so the batch is routed again", exc)
+                    logging.shutdown()
+                    os._exit(CRASH_EXIT_CODE)
+                metrics.SEND_RETRIES.inc()
+                delay = retry_delay(attempt)
+                log.warning("writing tasks failed (%r); re-sending the batch in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+
+    async def _send(self, records: list[Outgoing]) -> None:
+        send = self._producer.send
+        futures = [await send(r.topic, value=r.value, key=r.key) for r in records]
+        if futures:
+            await asyncio.gather(*futures)
