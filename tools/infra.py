@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -108,7 +109,9 @@ async def mongo_answers(url: str, timeout: float = 3.0) -> bool:
     try:
         await client.admin.command("ping")
         db = client.get_default_database(default="webhooks")
-        await db["_infra_health"].replace_one({"_id": "ping"}, {"_id": "ping", "at": time.time()}, upsert=True)
+        await db["_infra_health"].replace_one(
+            {"_id": "ping"}, {"_id": "ping", "at": time.time()}, upsert=True
+        )
         return True
     except Exception:
         return False
@@ -183,7 +186,9 @@ def build_kafka() -> None:
     if KAFKA_LIBS.exists() and len(list(KAFKA_LIBS.glob("*.jar"))) >= 40:
         return
     if not shutil.which("mvn"):
-        sys.exit("[infra] Maven (mvn) and Java 17+ are needed to fetch Kafka; install them (apt-get install maven)")
+        sys.exit(
+            "[infra] Maven (mvn) and Java 17+ are needed to fetch Kafka; install them (apt-get install maven)"
+        )
     say("fetching Apache Kafka 4.1.1 jars from Maven Central")
     tmp = KAFKA_LIBS.with_suffix(".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -241,7 +246,9 @@ LOG4J2 = """\
 def start_kafka(bootstrap: str) -> None:
     host, port = host_port(bootstrap)
     if not is_local(host):
-        sys.exit(f"[infra] KAFKA_BOOTSTRAP_SERVERS={bootstrap} does not answer and is not local: start it there")
+        sys.exit(
+            f"[infra] KAFKA_BOOTSTRAP_SERVERS={bootstrap} does not answer and is not local: start it there"
+        )
     if read_pid("kafka"):
         say("kafka: process running but not answering yet; waiting")
         return
@@ -254,22 +261,36 @@ def start_kafka(bootstrap: str) -> None:
     cp = f"{KAFKA_LIBS}/*"
     if not (KAFKA_DATA / "meta.properties").exists():
         KAFKA_DATA.mkdir(parents=True, exist_ok=True)
-        cluster = subprocess.run(
-            ["java", "-cp", cp, "kafka.tools.StorageTool", "random-uuid"],
-            check=True, capture_output=True, text=True,
-        ).stdout.strip().splitlines()[-1]
+        cluster = (
+            subprocess.run(
+                ["java", "-cp", cp, "kafka.tools.StorageTool", "random-uuid"],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
         subprocess.run(
             ["java", "-cp", cp, "kafka.tools.StorageTool", "format", "-t", cluster, "-c", str(props)],
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
     heap = os.environ.get("KAFKA_HEAP", "512m")
     pid = spawn(
         "kafka",
         [
-            "java", f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+            "java",
+            f"-Xmx{heap}",
+            f"-Xms{heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={conf_dir / 'log4j2.xml'}",
-            "-cp", cp, "kafka.Kafka", str(props),
+            "-cp",
+            cp,
+            "kafka.Kafka",
+            str(props),
         ],
         cwd=INFRA,
     )
@@ -287,7 +308,9 @@ def build_ferretdb() -> None:
     say("building FerretDB v1.24.2 (first time only, about a minute)")
     FERRET_BIN.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-mod=mod")
-    subprocess.run(["go", "build", "-trimpath", "-o", str(FERRET_BIN), "."], cwd=FERRET_SRC, env=env, check=True)
+    subprocess.run(
+        ["go", "build", "-trimpath", "-o", str(FERRET_BIN), "."], cwd=FERRET_SRC, env=env, check=True
+    )
 
 
 def start_ferretdb(url: str) -> None:
@@ -295,20 +318,24 @@ def start_ferretdb(url: str) -> None:
     host = parts.hostname or "127.0.0.1"
     port = parts.port or 27017
     if not is_local(host):
-        sys.exit(f"[infra] MONGO_URL points at {host}, which does not answer and is not local: start it there")
+        sys.exit(
+            f"[infra] MONGO_URL points at {host}, which does not answer and is not local: start it there"
+        )
     if read_pid("ferretdb"):
         say("ferretdb: process running but not answering yet; waiting")
         return
     build_ferretdb()
     FERRET_DATA.mkdir(parents=True, exist_ok=True)
-    pid = spawn("ferretdb", [str(FERRET_BIN), "-listen", f"{host}:{port}", "-data", str(FERRET_DATA)], cwd=INFRA)
+    pid = spawn(
+        "ferretdb", [str(FERRET_BIN), "-listen", f"{host}:{port}", "-data", str(FERRET_DATA)], cwd=INFRA
+    )
     say(f"ferretdb: started pid {pid} on {host}:{port} (log: {LOGS / 'ferretdb.log'})")
 
 
 # --- commands -----------------------------------------------------------------------------------
 
 
-async def wait_until(check, what: str, timeout: float, name: str) -> None:  # type: ignore[no-untyped-def]
+async def wait_until(check: Callable[[], Awaitable[bool]], what: str, timeout: float, name: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if await check():
@@ -359,7 +386,9 @@ def main() -> None:
 
     # aiokafka logs every refused connection while a broker starts; the checks say what matters.
     logging.basicConfig(level=logging.CRITICAL)
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=["up", "down", "status", "build"])
     args = parser.parse_args()
     if args.command == "up":

@@ -25,9 +25,7 @@ class CatalogEntry:
 def catalog() -> tuple[CatalogEntry, ...]:
     text = resources.files("webhooks_common").joinpath("data/event-catalog.tsv").read_text("utf-8")
     rows = csv.DictReader(text.splitlines(), delimiter="\t")
-    return tuple(
-        CatalogEntry(r["key"], r["source"], r["category"], r["group"], r["label"]) for r in rows
-    )
+    return tuple(CatalogEntry(r["key"], r["source"], r["category"], r["group"], r["label"]) for r in rows)
 
 
 @cache

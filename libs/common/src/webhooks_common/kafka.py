@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aiokafka import AIOKafkaProducer
@@ -25,7 +26,7 @@ def make_producer(bootstrap: str, **kwargs: object) -> AIOKafkaProducer:
         "request_timeout_ms": 30000,
     }
     opts.update(kwargs)
-    return AIOKafkaProducer(**opts)  # type: ignore[arg-type]
+    return AIOKafkaProducer(**opts)
 
 
 async def ensure_topics(bootstrap: str, specs: list[TopicSpec], *, timeout: float = 30.0) -> list[str]:
@@ -36,15 +37,14 @@ async def ensure_topics(bootstrap: str, specs: list[TopicSpec], *, timeout: floa
         existing = set(await admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
         if missing:
-            try:
+            # A concurrent creator may win the race; the topic is there, which is all we need.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await asyncio.wait_for(
                     admin.create_topics(
                         [NewTopic(s.name, s.partitions, 1, topic_configs=s.config) for s in missing]
                     ),
                     timeout,
                 )
-            except TopicAlreadyExistsError:
-                pass  # a concurrent creator won the race; the topic is there, which is all we need
             await _wait_visible(admin, {s.name for s in missing}, timeout)
         return [s.name for s in missing]
     finally:

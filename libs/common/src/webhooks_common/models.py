@@ -7,7 +7,7 @@ the same key twice treat it as the same message.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, Self
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,7 +28,7 @@ class _Message(BaseModel):
         return orjson.dumps(self.model_dump(mode="json", by_alias=True, exclude_none=True))
 
     @classmethod
-    def from_bytes(cls, raw: bytes):  # type: ignore[no-untyped-def]
+    def from_bytes(cls, raw: bytes | str) -> Self:
         return cls.model_validate_json(raw)
 
 

@@ -26,9 +26,7 @@ def validate_key(key: str) -> None:
     try:
         Fernet(key.encode())
     except (ValueError, TypeError) as exc:
-        raise ValueError(
-            "WEBHOOK_SECRETS_KEY must be a Fernet key (urlsafe base64 of 32 bytes)"
-        ) from exc
+        raise ValueError("WEBHOOK_SECRETS_KEY must be a Fernet key (urlsafe base64 of 32 bytes)") from exc
 
 
 class SecretBox:
