@@ -91,22 +91,27 @@ class ConfigFollower:
         self._topic = topic
         self._view = view
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, auto_offset_reset="earliest"
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
         )
         self._task: asyncio.Task[None] | None = None
 
     async def start(self, within_s: float = 60.0) -> None:
         """Returns once the view holds everything the topic had when we started (our readiness)."""
-        await self._consumer.start()
-        parts = self._consumer.partitions_for_topic(self._topic) or set()
-        tps = [TopicPartition(self._topic, p) for p in sorted(parts)]
-        if not tps:
-            raise RuntimeError(f"config topic {self._topic} does not exist")
-        self._consumer.assign(tps)
-        await self._consumer.seek_to_beginning(*tps)
-        ends = await self._consumer.end_offsets(tps)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within_s
+        await self._consumer.start()
+        # group-less subscription: this consumer is assigned every partition of the topic
+        while not self._consumer.assignment():
+            if loop.time() > deadline:
+                raise TimeoutError(f"config topic {self._topic} not assigned within {within_s}s")
+            await self._consumer.getmany(timeout_ms=100)
+        tps = sorted(self._consumer.assignment())
+        await self._consumer.seek_to_beginning(*tps)
+        ends = await self._consumer.end_offsets(tps)
         while not await self._caught_up(ends):
             if loop.time() > deadline:
                 raise TimeoutError(f"config topic not read to its end within {within_s}s")

@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
-from webhooks_common.metrics import LATENCY_BUCKETS, metrics_handler
+from webhooks_common.metrics import LATENCY_BUCKETS
 
 
 class DelivererMetrics:
@@ -36,8 +43,13 @@ class DelivererMetrics:
 async def serve_metrics(metrics: DelivererMetrics, host: str, port: int) -> tuple[web.AppRunner, int]:
     """Serve /metrics and /healthz; returns the runner and the bound port (useful with port 0)."""
     app = web.Application()
-    app["metrics_registry"] = metrics.registry
-    app.router.add_get("/metrics", metrics_handler)
+
+    async def serve(_r: web.Request) -> web.Response:
+        return web.Response(
+            body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+        )
+
+    app.router.add_get("/metrics", serve)
 
     async def healthz(_r: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
