@@ -1,0 +1,1 @@
+"""whctl: the development CLI of the webhook platform."""
