@@ -62,8 +62,8 @@ class DeliveryConsumer:
             max_poll_records=settings.max_poll_records,
             # attempts may take up to the HTTP timeout; the loop polls continuously, so this is generous
             max_poll_interval_ms=300_000,
-            session_timeout_ms=10_000,
-            heartbeat_interval_ms=3_000,
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=max(1_000, settings.session_timeout_ms // 4),
         )
         self._trackers: dict[TopicPartition, OffsetTracker] = {}
         self._committed: dict[TopicPartition, int] = {}

@@ -57,6 +57,11 @@ class DelivererSettings(CommonSettings):
     metrics_port: int = Field(9100, ge=0, description="Port of /metrics; 0 picks a free port.")
     commit_interval_s: float = Field(0.2, gt=0, description="How often finished offsets are committed.")
     shutdown_grace_s: float = Field(10.0, ge=0, description="On SIGTERM, wait this long for attempts.")
+    session_timeout_ms: int = Field(
+        10_000,
+        ge=6_000,
+        description="Kafka group session timeout: how soon a dead deliverer's partitions move.",
+    )
     max_poll_records: int = Field(500, ge=1, description="Records fetched per poll.")
 
     @field_validator("retry_schedule")

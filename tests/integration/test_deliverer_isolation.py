@@ -1,0 +1,57 @@
+"""One URL that never answers must not hold back other URLs on the same partition."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from deliverer.app import Deliverer
+from tests.conftest import eventually
+from tests.integration.test_deliverer_helpers import deliverer_settings, make_hook, make_task, publish
+from tests.servers import Servers
+from tests.support.receiver import Receiver
+from webhooks_common.topics import Topics
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with Receiver() as rx:
+        yield rx
+
+
+async def test_dead_url_does_not_block_five_others_on_its_partition(
+    servers: Servers, topics: Topics, group_id: str, secrets_key: str, receiver: Receiver
+) -> None:
+    receiver.hang("/dead")
+    dead = make_hook(secrets_key, receiver.url("/dead"))
+    good = [make_hook(secrets_key, receiver.url(f"/ok{i}")) for i in range(5)]
+    # the dead URL's tasks come FIRST on the partition, then 5 x 20 tasks for the good URLs
+    tasks = [make_task(dead, n) for n in range(30)]
+    tasks += [make_task(h, n) for n in range(20) for h in good]
+    await publish(servers.kafka, topics, configs=[dead.config, *(h.config for h in good)])
+    await publish(servers.kafka, topics, tasks=tasks, partition=0)
+
+    settings = deliverer_settings(
+        servers.kafka,
+        topics,
+        group_id,
+        secrets_key,
+        timeout_s=60,  # the dead URL's attempts stay in flight for the whole test
+        per_url_concurrency=2,
+        per_url_queue_limit=25,  # the dead URL: 2 in flight, 25 queued, 3 parked
+        overflow_delay_s=30,
+        shutdown_grace_s=0.5,
+    )
+    async with Deliverer(settings) as d:
+        await eventually(
+            lambda: all(len(receiver.requests(f"/ok{i}")) >= 20 for i in range(5)),
+            what="every task of the 5 good URLs delivered",
+        )
+        # the dead URL holds only its own 2 slots (still hanging) and parked what its queue could not hold
+        assert len(receiver.requests("/dead")) == 2, receiver.requests("/dead")
+        assert d.pipeline.lanes.in_flight == 2
+        assert d.metrics.deferred.labels("overflow")._value.get() == 3
+    for i, h in enumerate(good):
+        got = {r.webhook_id for r in receiver.requests(f"/ok{i}")}
+        assert got == {t.task_id for t in tasks if t.webhook_id == h.config.id}
