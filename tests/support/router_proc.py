@@ -12,6 +12,7 @@ Stopping sends SIGTERM and SIGKILLs after `grace` seconds (a faust worker whose 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -23,6 +24,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from types import TracebackType
+
+import orjson
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from webhooks_common.topics import Topics
 
@@ -102,6 +106,14 @@ class RouterWorker:
             await asyncio.sleep(0.1)
         raise AssertionError(f"router not ready after {within}s:\n{self.log_tail()}")
 
+    def partitions(self) -> list[str]:
+        """Input partitions assigned to this worker (`topic:partition`), from /readyz."""
+        try:
+            status, body = self.get("/readyz")
+        except OSError:
+            return []
+        return list(orjson.loads(body).get("partitions", [])) if status == 200 else []
+
     def metrics(self) -> str:
         return self.get("/metrics")[1].decode()
 
@@ -141,3 +153,43 @@ class RouterWorker:
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.astop()
+
+
+class TopicCollector:
+    """Reads a topic from the beginning in the background, keeping every record (for assertions)."""
+
+    def __init__(self, kafka: str, topic: str) -> None:
+        self.kafka = kafka
+        self.topic = topic
+        self.records: list[ConsumerRecord] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> TopicCollector:
+        consumer = AIOKafkaConsumer(
+            self.topic,
+            bootstrap_servers=self.kafka,
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            fetch_max_wait_ms=50,
+        )
+        await consumer.start()
+        self._task = asyncio.create_task(self._run(consumer))
+        return self
+
+    async def _run(self, consumer: AIOKafkaConsumer) -> None:
+        try:
+            while True:
+                batch = await consumer.getmany(timeout_ms=100)
+                for recs in batch.values():
+                    self.records.extend(recs)
+        finally:
+            await consumer.stop()
+
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

@@ -125,7 +125,8 @@ def build_app(settings: RouterSettings) -> faust.App:
 
     @app.page("/metrics")
     async def metrics_page(self: Any, request: Any) -> Any:
-        return self.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+        # aiohttp refuses a charset inside content_type=; the header itself may carry it
+        return self.bytes(generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
     @app.page("/healthz")
     async def healthz(self: Any, request: Any) -> Any:
@@ -134,7 +135,8 @@ def build_app(settings: RouterSettings) -> faust.App:
     @app.page("/readyz")
     async def readyz(self: Any, request: Any) -> Any:
         ready = feed.ready.is_set()
-        body = {"ready": ready, "webhooks": len(index), "config_ready": ready}
+        assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
+        body = {"ready": ready, "webhooks": len(index), "partitions": assigned}
         return self.json(body, status=200 if ready else 503)
 
     app.router_state = state  # type: ignore[attr-defined]  # for introspection in tests/debugging
