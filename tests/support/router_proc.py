@@ -26,7 +26,7 @@ from pathlib import Path
 from types import TracebackType
 
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from webhooks_common.topics import Topics
 
@@ -162,6 +162,8 @@ class TopicCollector:
         self.kafka = kafka
         self.topic = topic
         self.records: list[ConsumerRecord] = []
+        self._next: dict[int, int] = {}  # partition -> offset after the last record seen
+        self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> TopicCollector:
@@ -174,15 +176,28 @@ class TopicCollector:
             fetch_max_wait_ms=50,
         )
         await consumer.start()
+        self._consumer = consumer
         self._task = asyncio.create_task(self._run(consumer))
         return self
+
+    async def catch_up(self, within: float = 20.0) -> None:
+        """Wait until every record written to the topic so far has been collected."""
+        assert self._consumer is not None
+        parts = self._consumer.partitions_for_topic(self.topic) or set()
+        end = await self._consumer.end_offsets([TopicPartition(self.topic, p) for p in parts])
+        deadline = time.monotonic() + within
+        while any(self._next.get(tp.partition, 0) < off for tp, off in end.items()):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"collector of {self.topic} did not catch up in {within}s")
+            await asyncio.sleep(0.05)
 
     async def _run(self, consumer: AIOKafkaConsumer) -> None:
         try:
             while True:
                 batch = await consumer.getmany(timeout_ms=100)
-                for recs in batch.values():
+                for tp, recs in batch.items():
                     self.records.extend(recs)
+                    self._next[tp.partition] = recs[-1].offset + 1
         finally:
             await consumer.stop()
 
