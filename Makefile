@@ -56,5 +56,20 @@ test-e2e: infra-up
 test: lint typecheck infra-up
 	$(UV) run --frozen pytest tests -q -ra -p no:cacheprovider --durations=15
 
+# The development profile (see tools/run.py and docs/walkthrough.md); a variable set in the environment wins.
+run: sync
+	$(PY) tools/run.py
+
+# One more instance of one service in the foreground (a second `make deliverer` joins the same group).
+registry router deliverer: sync
+	$(PY) tools/run.py $@
+
+# Sample receiver on :9000 (RECEIVER_PORT); RECEIVER_SECRET=whsec_... verifies signatures.
+receiver: sync
+	$(UV) run --frozen whctl receiver
+
+topics: sync
+	$(UV) run --frozen whctl topics create
+
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache

@@ -24,8 +24,8 @@ from webhooks_common.settings import load_settings
 from webhooks_common.topics import Topics
 
 ALL_SCOPES = ("account.read", "account.write", "account.remove")
-console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 class Ctx:
