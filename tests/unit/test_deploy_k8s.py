@@ -10,6 +10,7 @@ else, so a manifest using a feature it does not understand fails here instead of
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,10 @@ CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResou
 SUPPORTED_KEYS = {"apiVersion", "kind", "namespace", "resources", "labels", "images", "patches"}
 
 Obj = dict[str, Any]
+# Kubernetes' resource.Quantity syntax (the JSON schema only says "string or integer").
+QUANTITY = re.compile(
+    r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei|[eE][+-]?[0-9]+)?$"
+)
 
 
 # ---------------------------------------------------------------- a minimal kustomize
@@ -295,6 +300,8 @@ def test_workloads_are_locked_down(rendered: list[Obj]) -> None:
             assert c["securityContext"]["capabilities"]["drop"] == ["ALL"], where
             assert {"cpu", "memory"} <= set(c["resources"]["requests"]), where
             assert "memory" in c["resources"]["limits"], where
+            for amounts in c["resources"].values():
+                assert all(QUANTITY.match(str(v)) for v in amounts.values()), f"{where}: {amounts}"
             if obj["kind"] == "Deployment":
                 assert "livenessProbe" in c and "readinessProbe" in c, where
 
