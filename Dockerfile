@@ -19,7 +19,10 @@ WORKDIR /src
 # Third-party dependencies first, from the lock and the member manifests alone, so a code change
 # does not reinstall them (separate layer, cached).
 COPY pyproject.toml uv.lock ./
+# Every workspace member's manifest (uv refuses a workspace with a member missing; a test keeps this
+# list equal to [tool.uv.workspace] members).
 COPY libs/common/pyproject.toml libs/common/pyproject.toml
+COPY libs/cli/pyproject.toml libs/cli/pyproject.toml
 COPY services/registry/pyproject.toml services/registry/pyproject.toml
 COPY services/router/pyproject.toml services/router/pyproject.toml
 COPY services/deliverer/pyproject.toml services/deliverer/pyproject.toml

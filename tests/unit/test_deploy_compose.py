@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -174,3 +175,10 @@ def test_dockerfile_runs_as_non_root_from_the_lock() -> None:
         for path in source.split():
             assert (ROOT / path).exists(), f"Dockerfile copies missing {path}"
             assert path.split("/")[0] not in ignored, f".dockerignore excludes {path}"
+
+
+def test_dockerfile_copies_every_workspace_member_manifest() -> None:
+    """The dependency layer is built from the manifests alone; uv fails on a missing member."""
+    members = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]["workspace"]["members"]
+    copied = re.findall(r"^COPY\s+(\S+)/pyproject\.toml\s", (ROOT / "Dockerfile").read_text(), re.M)
+    assert sorted(copied) == sorted(members)
