@@ -71,5 +71,14 @@ receiver: sync
 topics: sync
 	$(UV) run --frozen whctl topics create
 
+# End-to-end benchmarks (bench/e2e_bench.py, about 6 minutes): raw figures in bench/results/<date>.json and
+# the figures block at the top of bench/RESULTS.md. Then the component benches (bounded, a few minutes;
+# their figures are printed, BENCH_COMPONENTS=0 skips them). BENCH_ARGS=--quick for a smoke run.
+bench: infra-up
+	$(PY) bench/e2e_bench.py $(BENCH_ARGS)
+	@if [ "$(BENCH_COMPONENTS)" != "0" ]; then \
+	  $(PY) bench/router_bench.py && $(PY) bench/deliverer_bench.py; \
+	fi
+
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,124 @@
+"""One system under test: its own topics (a prefix per stack), router workers and deliverer processes.
+
+The services run exactly as deployed (`python -m router`, `python -m deliverer`), each in its own
+process, configured through the environment; only the topic prefix, ports and consumer groups differ
+from `make run`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from _load import Hook, create_stack_topics, write_configs
+from _procs import Proc, free_port
+from aiokafka.admin import AIOKafkaAdminClient
+
+from webhooks_common.topics import Topics, topic_specs
+
+
+class Stack:
+    def __init__(
+        self,
+        *,
+        kafka: str,
+        prefix: str,
+        hooks: list[Hook],
+        secrets_key: str,
+        workdir: Path,
+        routers: int = 1,
+        deliverers: int = 1,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
+        self.kafka = kafka
+        self.topics = Topics(prefix=prefix)
+        self.hooks = hooks
+        self.secrets_key = secrets_key
+        self.workdir = workdir / prefix.rstrip("-")
+        self.n_routers = routers
+        self.n_deliverers = deliverers
+        self.extra_env = extra_env or {}
+        self.routers: list[tuple[Proc, int]] = []  # (process, web port)
+        self.deliverers: list[Proc] = []
+
+    async def prepare(self) -> None:
+        """Topics and webhook configs (before any service starts: they must read them to be ready)."""
+        await create_stack_topics(self.kafka, self.topics)
+        await write_configs(self.kafka, self.topics, self.hooks, self.secrets_key)
+
+    def _env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("ROUTER_", "DELIVERER_"))}
+        env.update(
+            {
+                "KAFKA_BOOTSTRAP_SERVERS": self.kafka,
+                "KAFKA_TOPIC_PREFIX": self.topics.prefix,
+                "WEBHOOK_SECRETS_KEY": self.secrets_key,
+                "DELIVERY_ALLOW_PRIVATE_TARGETS": "true",  # the receiver is on 127.0.0.1
+                "LOG_FORMAT": "text",
+                "LOG_LEVEL": "INFO",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    async def start(self, within: float = 90.0) -> None:
+        """Start every process, then wait until each is ready (router: /readyz; deliverer: its ready line)."""
+        env = self._env()
+        for i in range(self.n_routers):
+            port = free_port()
+            router_env = {
+                **env,
+                "ROUTER_WEB_PORT": str(port),
+                "ROUTER_WEB_BIND": "127.0.0.1",
+                "ROUTER_INPUT_PARTITIONS": str(_input_partitions(self.topics)),
+                "ROUTER_DATADIR": str(self.workdir / f"router-{i + 1}-data"),
+            }
+            proc = Proc(f"router-{i + 1}", [sys.executable, "-m", "router"], router_env, self.workdir)
+            self.routers.append((proc.start(), port))
+        for i in range(self.n_deliverers):
+            deliverer_env = {
+                **env,
+                "DELIVERER_GROUP_ID": f"{self.topics.prefix}deliverer",
+                "DELIVERER_METRICS_PORT": "0",
+                "DELIVERER_METRICS_HOST": "127.0.0.1",
+            }
+            proc = Proc(
+                f"deliverer-{i + 1}", [sys.executable, "-m", "deliverer"], deliverer_env, self.workdir
+            )
+            self.deliverers.append(proc.start())
+        waits = [
+            asyncio.to_thread(p.wait_http, f"http://127.0.0.1:{port}/readyz", within)
+            for p, port in self.routers
+        ]
+        waits += [asyncio.to_thread(p.wait_log, "deliverer ready", within) for p in self.deliverers]
+        await asyncio.gather(*waits)
+
+    def procs(self) -> list[Proc]:
+        return [p for p, _ in self.routers] + self.deliverers
+
+    def pids(self) -> dict[str, int]:
+        return {p.name: p.pid for p in self.procs() if p.proc is not None}
+
+    async def stop(self, grace: float = 10.0) -> dict[str, int | None]:
+        codes = await asyncio.gather(*(asyncio.to_thread(p.stop, grace) for p in self.procs()))
+        return {p.name: c for p, c in zip(self.procs(), codes, strict=True)}
+
+    async def drop_topics(self) -> None:
+        """Delete the stack's topics: the broker is shared, and hundreds of idle partitions slow it down."""
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.kafka)
+        await admin.start()
+        try:
+            with contextlib.suppress(Exception):
+                await admin.delete_topics([s.name for s in topic_specs(self.topics)], timeout_ms=30000)
+        finally:
+            await admin.close()
+        shutil.rmtree(self.workdir / "router-1-data", ignore_errors=True)
+        shutil.rmtree(self.workdir / "router-2-data", ignore_errors=True)
+
+
+def _input_partitions(topics: Topics) -> int:
+    return next(s.partitions for s in topic_specs(topics) if s.name == topics.wink_events)
