@@ -75,3 +75,19 @@ def test_task_ids_are_stable_and_distinct_per_webhook() -> None:
     b = TaskEncoder(EVENT, body, entered_at_ms=2, source="wink")
     assert a.task_id(sub("w-1")) == b.task_id(sub("w-1")) == 'ev-"1":w-1'
     assert a.task_id(sub("w-2")) != a.task_id(sub("w-1"))
+
+
+def test_task_bytes_with_characters_json_must_escape() -> None:
+    event = ParsedEvent('e"\\\n\u00e9/', "booking.create", 'ent"\t', "2026-11-27T10:00:00Z", {})
+    s = sub(wid='w"\\\u2028x', url='https://example.com/"q"')
+    body = render_body(event)
+    got = TaskEncoder(event, body, entered_at_ms=3, source="wink").encode(s)
+    task = DeliveryTask.from_bytes(got)
+    assert task.task_id == f"{event.id}:{s.id}"
+    assert (task.event_id, task.entity_id, task.webhook_id, task.url) == (
+        event.id,
+        event.entity_id,
+        s.id,
+        s.url,
+    )
+    assert got == task.to_bytes()

@@ -31,6 +31,10 @@ class Subscription:
     id_json: bytes = field(repr=False, compare=False)
     url_json: bytes = field(repr=False, compare=False)
     url_key: bytes = field(repr=False, compare=False)  # Kafka key of its tasks: the URL, UTF-8
+    # `<escaped id>"`: closes the task id string `"<event id>:<webhook id>"` (JSON escaping is per character)
+    task_id_tail: bytes = field(repr=False, compare=False)
+    # `,"webhook_version":<n>,"url":"<url>"`
+    version_url_json: bytes = field(repr=False, compare=False)
 
     def covers(self, event_type: str) -> bool:
         """Does the eventList cover `event_type`? (aliases match both ways, as in the catalogue module)."""
@@ -57,6 +61,8 @@ def compile_subscription(cfg: WebhookConfig) -> Subscription:
         id_json=orjson.dumps(cfg.id),
         url_json=orjson.dumps(cfg.event_url),
         url_key=cfg.event_url.encode(),
+        task_id_tail=orjson.dumps(cfg.id)[1:],
+        version_url_json=b',"webhook_version":%d,"url":%s' % (cfg.version, orjson.dumps(cfg.event_url)),
     )
 
 

@@ -29,11 +29,13 @@ def render_body(event: ParsedEvent) -> str:
 class TaskEncoder:
     """Encodes the DeliveryTasks of one event; build one per event, call `encode` per subscription."""
 
-    __slots__ = ("_event_id", "_head", "_tail")
+    __slots__ = ("_event_id", "_head", "_start", "_tail")
 
     def __init__(self, event: ParsedEvent, body: str, *, entered_at_ms: int, source: str) -> None:
         self._event_id = event.id
         dumps = orjson.dumps
+        # `{"v":1,"task_id":"<event id>:` (the task id string is closed by the subscription's fragment)
+        self._start = b'{"v":1,"task_id":' + dumps(event.id)[:-1] + b":"
         self._head = (
             b',"event_id":'
             + dumps(event.id)
@@ -58,15 +60,5 @@ class TaskEncoder:
 
     def encode(self, sub: Subscription) -> bytes:
         return b"".join(
-            (
-                b'{"v":1,"task_id":',
-                orjson.dumps(self.task_id(sub)),
-                self._head,
-                sub.id_json,
-                b',"webhook_version":',
-                str(sub.version).encode(),
-                b',"url":',
-                sub.url_json,
-                self._tail,
-            )
+            (self._start, sub.task_id_tail, self._head, sub.id_json, sub.version_url_json, self._tail)
         )

@@ -23,7 +23,7 @@ class InputRecord:
     timestamp_ms: int  # the Kafka record's timestamp (when the product service wrote it)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs more to build, and one is built per task
 class Outgoing:
     topic: str
     key: bytes

@@ -16,6 +16,7 @@ from router.routing import Outgoing
 log = logging.getLogger(__name__)
 
 CRASH_EXIT_CODE = 70
+MEMO_LIMIT = 100_000
 
 
 class RecordSink(Protocol):
@@ -27,6 +28,9 @@ class KafkaSink:
 
     def __init__(self, producer: AIOKafkaProducer) -> None:
         self._producer = producer
+        # (topic, partition count, key) -> partition. aiokafka hashes every key with a pure-Python murmur2,
+        # which costs more than the rest of a task; URLs repeat, so the answer is remembered.
+        self._partition_memo: dict[tuple[str, int, bytes], int] = {}
 
     async def write_all(self, records: list[Outgoing]) -> None:
         attempt = 0
@@ -49,6 +53,22 @@ class KafkaSink:
 
     async def _send(self, records: list[Outgoing]) -> None:
         send = self._producer.send
-        futures = [await send(r.topic, value=r.value, key=r.key) for r in records]
+        partition = self._partition
+        futures = [await send(r.topic, value=r.value, key=r.key, partition=partition(r)) for r in records]
         if futures:
             await asyncio.gather(*futures)
+
+    def _partition(self, record: Outgoing) -> int | None:
+        """The partition aiokafka's partitioner picks for the key (None: no metadata yet, let it pick)."""
+        partitions = self._producer.client.cluster.partitions_for_topic(record.topic)
+        if not partitions:
+            return None
+        memo_key = (record.topic, len(partitions), record.key)
+        found = self._partition_memo.get(memo_key)
+        if found is None:
+            if len(self._partition_memo) > MEMO_LIMIT:
+                self._partition_memo.clear()
+            found = self._partition_memo[memo_key] = self._producer._partitioner(
+                record.key, list(partitions), list(partitions)
+            )
+        return found
