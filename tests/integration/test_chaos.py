@@ -1,0 +1,57 @@
+"""Kill anything, lose nothing (reduced `make chaos`): the real stack on a private Kafka + FerretDB pair,
+2,000 events at a steady rate while a deliverer and a router are SIGKILLed, the broker is SIGKILLed and
+restarted, FerretDB is stopped and 10% of the receivers answer 500 for a while. Every fault once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.support.chaos_report import PROBLEM_JSON, chaos_verdict
+from tests.support.chaos_scenario import REDUCED_PLAN, ChaosConfig, run_chaos
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(290)]
+
+
+async def test_every_fault_once_loses_nothing_and_recovers_by_itself(tmp_path: Path) -> None:
+    cfg = ChaosConfig(
+        events=2_000,
+        rate=25.0,
+        webhooks=20,
+        plan=REDUCED_PLAN,
+        input_partitions=3,
+        delivery_partitions=4,
+        ferretdb_down_s=10.0,
+        receivers_fail_s=10.0,
+        baseline_s=4.0,
+        gap_s=2.0,
+        session_timeout_s=6.0,
+        recover_within_s=90.0,
+        drain_within_s=120.0,
+        workdir=tmp_path,
+    )
+    r = await run_chaos(cfg)
+
+    # 2,000 events plus the one sent to the webhook created right after the database came back.
+    assert r["events_expected"] == 2_001, r["producer_errors"]
+    assert r["lost"] == 0, r["lost_sample"]
+    assert r["delivered_at_least_once"] == 2_001
+    assert r["dead_letters"] == 0 and r["invalid"] == 0
+    assert [f["name"].split()[0] for f in r["faults"]] == ["SIGKILL", "SIGKILL", "Kafka", "FerretDB", "10%"]
+    for f in r["faults"]:
+        assert f["recovered_at"] is not None, f  # back to normal without anyone's help
+        assert f["unplanned_exits"] == [], f  # nothing but what we killed had to be restarted
+        assert f["under_load"], f
+    assert r["restarts"]["deliverer0"] == 1 and r["restarts"]["router0"] == 1
+    assert sum(r["restarts"].values()) == 2
+
+    ferret = r["faults"][3]["detail"]
+    # While the database is down the API answers 503 problem+json, and delivery goes on from Kafka.
+    assert ferret["list_during_outage"] == {"status": 503, "content_type": PROBLEM_JSON}
+    assert ferret["create_during_outage"] == {"status": 503, "content_type": PROBLEM_JSON}
+    assert ferret["readyz_during_outage"] == 503
+    assert ferret["delivered_during_outage"] > 0
+    assert ferret["create_after_outage"] == 201
+    assert r["answered_500"] > 0  # the integrator outage really refused deliveries (then they were retried)
+    assert chaos_verdict(r) == []

@@ -1,0 +1,114 @@
+"""Fault tolerance, measured: `make chaos` (faults under load) and `make soak` (bad input).
+
+    python tools/chaos.py chaos            # 200 webhooks, 20,000 events, 8 faults (about 8 minutes)
+    python tools/chaos.py soak             # 100,000 malformed records among 10,000 valid ones
+    python tools/chaos.py all              # both, one report
+    python tools/chaos.py chaos --events 500 --rate 25 --webhooks 10 --plan deliverer,kafka   # a quick look
+
+Everything runs on a private Kafka + FerretDB pair started for the run (never the shared servers), with
+the real services as subprocesses. Results: bench/results/chaos.json, bench/results/soak.json and the
+report bench/CHAOS.md (rewritten from whichever results exist). Exit code 1 when an event was lost, a
+fault was not recovered from by itself, or a soak check failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # `tests.support` holds the harness shared with the test suite
+
+from tests.support.chaos_report import chaos_verdict, render, soak_verdict  # noqa: E402
+from tests.support.chaos_scenario import FULL_PLAN, ChaosConfig, run_chaos  # noqa: E402
+from tests.support.soak_scenario import SoakConfig, run_soak  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results"
+REPORT = ROOT / "bench" / "CHAOS.md"
+
+
+def say(msg: str) -> None:
+    print(f"[chaos {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def save(name: str, result: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps(result, indent=1, default=str) + "\n")
+    return path
+
+
+def load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def write_report() -> None:
+    REPORT.write_text(render(load("chaos"), load("soak")))
+    say(f"report: {REPORT.relative_to(ROOT)}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("what", choices=["chaos", "soak", "all", "report"])
+    parser.add_argument("--events", type=int, default=20_000)
+    parser.add_argument("--rate", type=float, default=60.0, help="input events per second")
+    parser.add_argument("--webhooks", type=int, default=200)
+    parser.add_argument("--plan", default=",".join(FULL_PLAN), help="faults in order")
+    parser.add_argument("--ferretdb-down", type=float, default=30.0)
+    parser.add_argument("--receivers-fail", type=float, default=30.0)
+    parser.add_argument("--bad", type=int, default=100_000, help="soak: malformed records")
+    parser.add_argument("--valid", type=int, default=10_000, help="soak: valid events among them")
+    parser.add_argument("--soak-rate", type=float, default=1500.0, help="soak: records per second")
+    parser.add_argument("--no-save", action="store_true", help="print the results, keep bench/ as it is")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.CRITICAL)  # aiokafka is loud while the broker is away
+    ok = True
+    if args.what == "report":
+        write_report()
+        return 0
+    if args.what in ("chaos", "all"):
+        cfg = ChaosConfig(
+            events=args.events,
+            rate=args.rate,
+            webhooks=args.webhooks,
+            plan=tuple(p for p in args.plan.split(",") if p),
+            ferretdb_down_s=args.ferretdb_down,
+            receivers_fail_s=args.receivers_fail,
+            progress=say,
+        )
+        result = asyncio.run(run_chaos(cfg))
+        problems = chaos_verdict(result)
+        result["verdict"] = problems or ["ok"]
+        ok &= not problems
+        say(f"chaos: expected {result['events_expected']}, lost {result['lost']}, dup {result['duplicates']}")
+        for p in problems:
+            say(f"  PROBLEM: {p}")
+        if not args.no_save:
+            say(f"results: {save('chaos', result).relative_to(ROOT)}")
+    if args.what in ("soak", "all"):
+        scfg = SoakConfig(bad=args.bad, valid=args.valid, rate=args.soak_rate, progress=say)
+        result = asyncio.run(run_soak(scfg))
+        problems = soak_verdict(result)
+        result["verdict"] = problems or ["ok"]
+        ok &= not problems
+        for p in problems:
+            say(f"  PROBLEM: {p}")
+        if not args.no_save:
+            say(f"results: {save('soak', result).relative_to(ROOT)}")
+    if not args.no_save:
+        write_report()
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
