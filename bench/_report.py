@@ -95,9 +95,13 @@ def render(r: dict[str, Any], json_path: Path) -> str:
         )
     iso_ratio = d.get("isolation_throughput_ratio")
     p99_ratio = d.get("isolation_p99_ratio")
+    stalled = " **stalled**" if iso_t.get("note") else ""
     out.append(
-        f"| 4. isolation, 10% URLs never answer: healthy throughput | {_f(iso_t.get('rate'))}/s = "
-        f"{_f(iso_ratio, 2)}x of (2) | >= 0.9x: {_ok(_ge(iso_ratio, 0.9))} | 0.3x |"
+        "| 4. isolation, 10% URLs never answer: healthy throughput "
+        f"({_f(iso_t.get('events'))}-event backlog; {_f(iso_t.get('delivered'))}/"
+        f"{_f(iso_t.get('expected_deliveries'))} healthy delivered{stalled}) | "
+        f"{_f(iso_t.get('rate'))}/s = {_f(iso_ratio, 2)}x of (2) | >= 0.9x: {_ok(_ge(iso_ratio, 0.9))} "
+        "| 0.3x |"
     )
     out.append(
         f"| 4. isolation: healthy latency @ 500/s | p50 {_f(iso_l.get('p50_ms'), 1)} / p99 "
@@ -121,6 +125,14 @@ def render(r: dict[str, Any], json_path: Path) -> str:
         f"| 6. scale: 2 router workers | {_f(two_r.get('rate'))}/s = {_f(d.get('two_routers_ratio'), 2)}x "
         "of (2) | | |"
     )
+    uv = sc.get("variant_deliverer_uvloop", {})
+    if uv:
+        out.append(
+            f"| (proposal) (2) with the deliverer on uvloop | {_f(uv.get('rate'))}/s = "
+            f"{_f(d.get('deliverer_uvloop_ratio'), 2)}x of (2); deliverer CPU-s/1,000 "
+            f"{_f(uv.get('cost', {}).get('per_1000', {}).get('deliverer-1'), 3)} vs "
+            f"{_f(cost.get('per_1000', {}).get('deliverer-1'), 3)} | | |"
+        )
     out.append(
         f"| 7. cost at saturation (2): CPU-s per 1,000 deliveries, router + deliverer + Kafka | "
         f"{_f(sys_cost, 2)} (with the receiver {_f(cost.get('system_with_receiver_per_1000'), 2)}) | "
@@ -137,6 +149,7 @@ def render(r: dict[str, Any], json_path: Path) -> str:
     rows += [("4. isolation throughput (per healthy delivery)", iso_t.get("cost"))]
     rows += [("4. isolation latency @ 500/s (per healthy delivery)", iso_l.get("cost"))]
     rows += [("6. two deliverers", two_d.get("cost")), ("6. two routers", two_r.get("cost"))]
+    rows += [("(2) with the deliverer on uvloop", sc.get("variant_deliverer_uvloop", {}).get("cost"))]
     present = [p for p in procs if any(c and p in c.get("per_1000", {}) for _, c in rows)]
     out.append("| run | " + " | ".join(present) + " | system (services + Kafka) | other processes' CPU-s |")
     out.append("|---|" + "---|" * (len(present) + 2))

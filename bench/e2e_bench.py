@@ -10,6 +10,7 @@ Scenarios (loopback only, every one bounded and self-stopping):
   fanout      one event to 1,000 webhooks of one entity: time until the last arrives
   scale       two deliverer processes; two router workers (throughput)
   cost        CPU seconds per 1,000 deliveries per process (router, deliverer, Kafka, receiver), RSS
+  uvloop      the throughput run with the deliverer on uvloop's event loop (measured, not adopted)
   profile     py-spy on the router and the deliverer during a throughput run: hottest functions
 
 Writes bench/results/<date>.json and the figures block at the top of bench/RESULTS.md.
@@ -40,7 +41,7 @@ from cryptography.fernet import Fernet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _load import BODY_BYTES, EventWriter, Hook, body_dict, make_hooks, pad_for
+from _load import BODY_BYTES, EventWriter, Hook, TaskTap, body_dict, make_hooks, pad_for
 from _procs import Proc, cpu_seconds, free_port, kafka_pid, machine_busy_seconds, rss_mb
 from _profile import run_py_spy, summarize_folded
 from _report import update_results_md
@@ -224,6 +225,7 @@ async def drain(
     routers: int = 1,
     deliverers: int = 1,
     dead_fraction: float = 0.0,
+    deliverer_loop: str = "asyncio",
     profile_s: float = 0.0,
     timeout_s: float = 120.0,
 ) -> dict[str, Any]:
@@ -235,7 +237,7 @@ async def drain(
     prefix = f"{b.run_id}-{name}-"
     hooks = make_hooks(prefix, HOOKS, b.ports)
     dead = hooks[: int(HOOKS * dead_fraction)]
-    stack = b.stack(name, hooks, routers=routers, deliverers=deliverers)
+    stack = b.stack(name, hooks, routers=routers, deliverers=deliverers, deliverer_loop=deliverer_loop)
     await stack.prepare()
     await b.reset(dead)
     t_load = time.monotonic()
@@ -286,6 +288,7 @@ async def drain(
         "routers": routers,
         "deliverers": deliverers,
         "dead_urls": len(dead),
+        "deliverer_loop": deliverer_loop,
         "exit_codes": codes,
     }
     if lo is not None and hi is not None and hi[0] > lo[0]:
@@ -295,12 +298,17 @@ async def drain(
         result["cost"] = cost(lo[2], hi[2], n)
         result["rss_mb"] = hi[3]
     else:
-        result["rate"] = 0.0
-        result["note"] = "did not reach 90% of the expected deliveries"
-        if len(samples) >= 2 and samples[-1][0] > samples[0][0]:
-            first = next((s for s in samples if s[1] > 0), samples[0])
-            span = samples[-1][0] - first[0]
-            result["rate_until_stop"] = round(samples[-1][1] / span, 1) if span > 0 else 0.0
+        # stalled: the rate from the first arrival to the moment we gave up, and the CPU over that span
+        result["note"] = "stalled before 90% of the expected deliveries"
+        first = next((s for s in samples if s[1] > 0), None)
+        last = samples[-1] if samples else None
+        if first is not None and last is not None and last[0] > first[0]:
+            result["rate"] = round((last[1] - first[1]) / (last[0] - first[0]), 1)
+            result["window_s"] = round(last[0] - first[0], 2)
+            result["cost"] = cost(first[2], last[2], max(1, last[1] - first[1]))
+            result["rss_mb"] = last[3]
+        else:
+            result["rate"] = 0.0
     if profiles:
         result["profile"] = profiles
     log(f"{name}: {result.get('rate')} deliveries/s ({final['count']}/{expected})")
@@ -345,10 +353,11 @@ async def latency(b: Bench, rates: list[int], seconds: float, fanouts: int) -> d
     entities = [h.entity_id for h in hooks]
     try:
         await stack.start()
-        async with EventWriter(b.kafka, stack.topics, prefix) as w:
+        async with EventWriter(b.kafka, stack.topics, prefix) as w, TaskTap(b.kafka, stack.topics) as tap:
             await warm_up(b, w, entities, 200, expected_fraction=1.0)
             for rate in rates:
                 await b.reset()
+                tap.ms.clear()
                 c0, r0 = b.cpu(stack), time.monotonic()
                 sent = await w.paced(entities, rate, seconds)
                 produce_s = time.monotonic() - r0
@@ -360,11 +369,17 @@ async def latency(b: Bench, rates: list[int], seconds: float, fanouts: int) -> d
                     "delivered": st["count"],
                     "produce_s": round(produce_s, 2),
                     **lat_summary(st["lat_ms"]),
+                    # produce -> task written by the router (the rest of the latency is the deliverer's)
+                    "router_share": lat_summary(list(tap.ms)),
                     "cost": cost(c0, c1, st["count"]),
                     "rss_mb": b.rss(stack),
                 }
                 out["rates"][str(rate)] = res
-                log(f"latency@{rate}/s: p50 {res['p50_ms']} p95 {res['p95_ms']} p99 {res['p99_ms']} ms")
+                rs = res["router_share"]
+                log(
+                    f"latency@{rate}/s: p50 {res['p50_ms']} p95 {res['p95_ms']} p99 {res['p99_ms']} ms "
+                    f"(produce -> task: p50 {rs['p50_ms']} p99 {rs['p99_ms']} ms)"
+                )
             runs = []
             for _ in range(fanouts):
                 await b.reset()
@@ -510,11 +525,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if want("latency"):
             sc["latency"] = await latency(b, [100, 500, 1000], args.seconds, args.fanouts)
         if want("isolation"):
-            sc["isolation_throughput"] = await drain(b, "isotput", args.events, dead_fraction=0.1)
+            # 1.5x the backlog of (2): the dead URLs get more tasks than their lanes can queue
+            # (10 x (500 queued + 8 in flight)), as they do within ~30 s of sustained saturation
+            sc["isolation_throughput"] = await drain(
+                b, "isotput", args.events * 3 // 2, dead_fraction=0.1, timeout_s=90
+            )
             sc["isolation_latency"] = await isolation_latency(b, 500, args.seconds)
         if want("scale"):
             sc["scale_two_deliverers"] = await drain(b, "twodel", args.events, deliverers=2)
             sc["scale_two_routers"] = await drain(b, "tworout", args.events, routers=2)
+        if want("uvloop"):
+            sc["variant_deliverer_uvloop"] = await drain(b, "uvloop", args.events, deliverer_loop="uvloop")
         if want("profile"):
             sc["profile"] = await drain(b, "prof", args.events, profile_s=args.profile_seconds)
     results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
@@ -537,6 +558,7 @@ def derive(sc: dict[str, Any]) -> dict[str, Any]:
     if lat500 and iso_lat:
         d["isolation_p99_ratio"] = round(iso_lat["p99_ms"] / lat500["p99_ms"], 2)
     for key, name in (
+        ("variant_deliverer_uvloop", "deliverer_uvloop_ratio"),
         ("scale_two_deliverers", "two_deliverers_ratio"),
         ("scale_two_routers", "two_routers_ratio"),
     ):
@@ -551,13 +573,13 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--events", type=int, default=30000, help="events per throughput (backlog) run")
+    ap.add_argument("--events", type=int, default=40000, help="events per throughput (backlog) run")
     ap.add_argument(
         "--seconds", type=float, default=10.0, help="seconds per latency rate and for the ceiling"
     )
     ap.add_argument("--fanouts", type=int, default=3, help="fan-out events (each to 1,000 webhooks)")
     ap.add_argument("--profile-seconds", type=float, default=10.0)
-    ap.add_argument("--only", help="comma-separated: ceiling,throughput,latency,isolation,scale,profile")
+    ap.add_argument("--only", help="ceiling,throughput,latency,isolation,scale,uvloop,profile")
     ap.add_argument("--out", type=Path, help="results JSON (default bench/results/<date>.json)")
     ap.add_argument("--no-md", action="store_true", help="do not update bench/RESULTS.md")
     ap.add_argument(
