@@ -97,7 +97,6 @@ def build_app(settings: RouterSettings) -> faust.App:
         value_serializer="raw",
         partitions=settings.input_partitions,
     )
-    state: dict[str, Any] = {}
 
     @app.task
     async def follow_config() -> None:
@@ -107,7 +106,7 @@ def build_app(settings: RouterSettings) -> faust.App:
     async def route(stream: StreamT[bytes]) -> None:
         producer = make_producer(settings.kafka_bootstrap_servers, client_id=f"{settings.group_id()}-tasks")
         await producer.start()
-        router = state["router"] = Router(settings, topics, index, KafkaSink(producer))
+        router = Router(settings, topics, index, KafkaSink(producer))
         try:
             # Readiness: routing with a partial index would silently drop tasks for webhooks not read yet.
             await feed.ready.wait()
@@ -139,7 +138,6 @@ def build_app(settings: RouterSettings) -> faust.App:
         body = {"ready": ready, "webhooks": len(index), "partitions": assigned}
         return self.json(body, status=200 if ready else 503)
 
-    app.router_state = state  # type: ignore[attr-defined]  # for introspection in tests/debugging
     return app
 
 
