@@ -49,6 +49,12 @@ def crashes_after_exit(previous: int, uptime_s: float, stable_after_s: float = 6
     return 1 if uptime_s >= stable_after_s else previous + 1
 
 
+def is_repeated_signal(first_at: float, now: float, echo_window_s: float = 1.0) -> bool:
+    """A second Ctrl-C means "kill now", unless it is the echo of the first one: under `make` and `uv run`
+    the terminal's SIGINT reaches this process directly and once more forwarded by `uv`."""
+    return now - first_at > echo_window_s
+
+
 def port_choice(wanted: str | None, default: int, is_free: bool, auto: str) -> tuple[str, str]:
     """(value, why) for a port setting: the environment's, else the default when free, else `auto`."""
     if wanted:
@@ -191,15 +197,17 @@ class Supervisor:
 
     async def run(self, after_start: asyncio.Future[None] | None = None) -> None:
         loop = asyncio.get_running_loop()
-        signals = 0
+        first_signal_at: float | None = None
 
         def on_signal(signum: int) -> None:
-            nonlocal signals
-            signals += 1
-            if signals == 1:
-                say(f"{signal.Signals(signum).name}: stopping everything (again to kill at once)")
+            nonlocal first_signal_at
+            now = time.monotonic()
+            if first_signal_at is None:
+                first_signal_at = now
+                say(f"{signal.Signals(signum).name}: stopping everything (Ctrl-C again to kill at once)")
                 self.stopping.set()
-            else:
+            elif is_repeated_signal(first_signal_at, now):
+                say("killing every child now")
                 for c in self.children:
                     if c.alive() and c.proc is not None:
                         with contextlib.suppress(ProcessLookupError):

@@ -196,3 +196,9 @@ def test_banner_tells_another_terminal_the_settings_it_needs() -> None:
     assert "http://127.0.0.1:18080" in text
     assert "export KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:19092 REGISTRY_PORT=18080" in text
     assert "make receiver" in text and "whctl token" in text and "whctl send" in text
+
+
+def test_the_echo_of_one_ctrl_c_is_not_a_second_one() -> None:
+    # Under `make run` the terminal's SIGINT arrives directly and once more forwarded by `uv run`.
+    assert not run.is_repeated_signal(100.0, 100.05)
+    assert run.is_repeated_signal(100.0, 102.0)
