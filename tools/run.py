@@ -274,17 +274,21 @@ def build_env(describe: bool) -> dict[str, str]:
     return env
 
 
-def choose_ports(env: dict[str, str], services: tuple[str, ...]) -> None:
+def choose_ports(env: dict[str, str], services: tuple[str, ...], *, defaults: bool) -> None:
+    """`make run` keeps the documented default ports when they are free; an extra instance (`make
+    deliverer`, `make router`) always takes automatic ones so that several can run side by side."""
     if "router" in services:
-        value, why = port_choice(env.get("ROUTER_WEB_PORT"), 6066, port_free(6066), str(free_port()))
+        value, why = port_choice(
+            env.get("ROUTER_WEB_PORT"), 6066, defaults and port_free(6066), str(free_port())
+        )
         env["ROUTER_WEB_PORT"] = value
         if why != "set":
-            say(f"router web port {value} ({why})")
+            say(f"router web port {value} ({why if defaults else 'automatic'})")
     if "deliverer" in services:
-        value, why = port_choice(env.get("DELIVERER_METRICS_PORT"), 9100, port_free(9100), "0")
+        value, why = port_choice(env.get("DELIVERER_METRICS_PORT"), 9100, defaults and port_free(9100), "0")
         env["DELIVERER_METRICS_PORT"] = value
         if why not in {"set", "default"}:
-            say(f"deliverer metrics port: auto ({why})")
+            say(f"deliverer metrics port: automatic ({why if defaults else 'extra instance'})")
 
 
 def http_ok(url: str) -> bool:
@@ -384,7 +388,7 @@ async def run_all() -> int:
     if port and not port_free(port):
         say(f"port {port} is taken: stop what uses it or set REGISTRY_PORT=<another port>")
         return 1
-    choose_ports(env, SERVICES)
+    choose_ports(env, SERVICES, defaults=True)
     children = {name: Child(name, service_argv(name), env) for name in SERVICES}
     sup = Supervisor(list(children.values()))
 
@@ -398,12 +402,13 @@ async def run_all() -> int:
 
     announcer = asyncio.ensure_future(announce())
     await sup.run(after_start=announcer)
+    say("the local Kafka and FerretDB keep running (their data too): `make infra-down` stops them")
     return 0
 
 
 async def run_one(name: str) -> int:
     env = build_env(describe=True)
-    choose_ports(env, (name,))
+    choose_ports(env, (name,), defaults=False)
     child = Child(name, service_argv(name), env)
     sup = Supervisor([child])
     say(f"one {name} in the foreground (another `make {name}` adds an instance); Ctrl-C stops it")
