@@ -298,10 +298,12 @@ async def drain(
         result["cost"] = cost(lo[2], hi[2], n)
         result["rss_mb"] = hi[3]
     else:
-        # stalled: the rate from the first arrival to the moment we gave up, and the CPU over that span
-        result["note"] = "stalled before 90% of the expected deliveries"
+        # too short a window (tiny loads) or stalled: from the first arrival to the last progress
+        if final["count"] < 0.9 * expected:
+            result["note"] = "stalled before 90% of the expected deliveries"
         first = next((s for s in samples if s[1] > 0), None)
-        last = samples[-1] if samples else None
+        top = max((s[1] for s in samples), default=0)
+        last = next((s for s in samples if s[1] == top), None)
         if first is not None and last is not None and last[0] > first[0]:
             result["rate"] = round((last[1] - first[1]) / (last[0] - first[0]), 1)
             result["window_s"] = round(last[0] - first[0], 2)
