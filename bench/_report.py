@@ -90,8 +90,9 @@ def render(r: dict[str, Any], json_path: Path) -> str:
         svix = "p50/p99 3.7/14.5 ms" if rate == "500" else ""
         out.append(
             f"| 3. latency produce -> arrival @ {rate}/s | p50 {_f(x.get('p50_ms'), 1)} / p95 "
-            f"{_f(x.get('p95_ms'), 1)} / p99 {_f(x.get('p99_ms'), 1)} ms (n={_f(x.get('n'))}) "
-            f"| {target} | {svix} |"
+            f"{_f(x.get('p95_ms'), 1)} / p99 {_f(x.get('p99_ms'), 1)} ms (n={_f(x.get('n'))}); "
+            f"of which produce -> task p50 {_f(x.get('router_share', {}).get('p50_ms'), 1)} / p99 "
+            f"{_f(x.get('router_share', {}).get('p99_ms'), 1)} ms | {target} | {svix} |"
         )
     iso_ratio = d.get("isolation_throughput_ratio")
     p99_ratio = d.get("isolation_p99_ratio")
@@ -125,6 +126,14 @@ def render(r: dict[str, Any], json_path: Path) -> str:
         f"| 6. scale: 2 router workers | {_f(two_r.get('rate'))}/s = {_f(d.get('two_routers_ratio'), 2)}x "
         "of (2) | | |"
     )
+    w1 = sc.get("variant_router_within_1ms", {}).get("rates", {}).get("500")
+    if w1:
+        out.append(
+            f"| (proposal) (3) @ 500/s with ROUTER_BATCH_WITHIN_MS=1 | p50 {_f(w1.get('p50_ms'), 1)} / p95 "
+            f"{_f(w1.get('p95_ms'), 1)} / p99 {_f(w1.get('p99_ms'), 1)} ms; produce -> task p50 "
+            f"{_f(w1.get('router_share', {}).get('p50_ms'), 1)} / p99 "
+            f"{_f(w1.get('router_share', {}).get('p99_ms'), 1)} ms | | |"
+        )
     uv = sc.get("variant_deliverer_uvloop", {})
     if uv:
         out.append(
@@ -149,6 +158,8 @@ def render(r: dict[str, Any], json_path: Path) -> str:
     rows += [("4. isolation throughput (per healthy delivery)", iso_t.get("cost"))]
     rows += [("4. isolation latency @ 500/s (per healthy delivery)", iso_l.get("cost"))]
     rows += [("6. two deliverers", two_d.get("cost")), ("6. two routers", two_r.get("cost"))]
+    w1_cost = sc.get("variant_router_within_1ms", {}).get("rates", {}).get("500", {}).get("cost")
+    rows += [("(3) @ 500/s, ROUTER_BATCH_WITHIN_MS=1", w1_cost)]
     rows += [("(2) with the deliverer on uvloop", sc.get("variant_deliverer_uvloop", {}).get("cost"))]
     present = [p for p in procs if any(c and p in c.get("per_1000", {}) for _, c in rows)]
     out.append("| run | " + " | ".join(present) + " | system (services + Kafka) | other processes' CPU-s |")

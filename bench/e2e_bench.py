@@ -10,6 +10,7 @@ Scenarios (loopback only, every one bounded and self-stopping):
   fanout      one event to 1,000 webhooks of one entity: time until the last arrives
   scale       two deliverer processes; two router workers (throughput)
   cost        CPU seconds per 1,000 deliveries per process (router, deliverer, Kafka, receiver), RSS
+  within1     latency @ 500/s with ROUTER_BATCH_WITHIN_MS=1 (measured, not adopted)
   uvloop      the throughput run with the deliverer on uvloop's event loop (measured, not adopted)
   profile     py-spy on the router and the deliverer during a throughput run: hottest functions
 
@@ -343,15 +344,23 @@ async def wait_until(cond: Callable[[dict[str, Any]], bool], b: Bench, within: f
         await asyncio.sleep(0.1)
 
 
-async def latency(b: Bench, rates: list[int], seconds: float, fanouts: int) -> dict[str, Any]:
+async def latency(
+    b: Bench,
+    rates: list[int],
+    seconds: float,
+    fanouts: int,
+    *,
+    name: str = "lat",
+    extra_env: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """One stack, fixed rates one after another, then the fan-out events."""
-    prefix = f"{b.run_id}-lat-"
+    prefix = f"{b.run_id}-{name}-"
     hooks = make_hooks(prefix, HOOKS, b.ports)
     fan_entity = f"{prefix}fan"
-    fan_hooks = make_hooks(prefix, FANOUT, b.ports, entity=fan_entity, first=HOOKS)
-    stack = b.stack("lat", hooks + fan_hooks)
+    fan_hooks = make_hooks(prefix, FANOUT, b.ports, entity=fan_entity, first=HOOKS) if fanouts else []
+    stack = b.stack(name, hooks + fan_hooks, extra_env=extra_env)
     await stack.prepare()
-    out: dict[str, Any] = {"rates": {}, "fanout": {}}
+    out: dict[str, Any] = {"rates": {}, "fanout": {}, "env": extra_env or {}}
     entities = [h.entity_id for h in hooks]
     try:
         await stack.start()
@@ -379,10 +388,10 @@ async def latency(b: Bench, rates: list[int], seconds: float, fanouts: int) -> d
                 out["rates"][str(rate)] = res
                 rs = res["router_share"]
                 log(
-                    f"latency@{rate}/s: p50 {res['p50_ms']} p95 {res['p95_ms']} p99 {res['p99_ms']} ms "
+                    f"{name}@{rate}/s: p50 {res['p50_ms']} p95 {res['p95_ms']} p99 {res['p99_ms']} ms "
                     f"(produce -> task: p50 {rs['p50_ms']} p99 {rs['p99_ms']} ms)"
                 )
-            runs = []
+            runs: list[dict[str, Any]] = []
             for _ in range(fanouts):
                 await b.reset()
                 t_send = time.time()
@@ -398,14 +407,13 @@ async def latency(b: Bench, rates: list[int], seconds: float, fanouts: int) -> d
                     }
                 )
                 await asyncio.sleep(0.5)
-            out["fanout"] = {
-                "webhooks": FANOUT,
-                "runs": runs,
-                "last_ms_median": statistics.median(r["last_ms"] or float("nan") for r in runs)
-                if runs
-                else None,
-            }
-            log(f"fan-out to {FANOUT}: last arrival after {[r['last_ms'] for r in runs]} ms")
+            if runs:
+                out["fanout"] = {
+                    "webhooks": FANOUT,
+                    "runs": runs,
+                    "last_ms_median": statistics.median(r["last_ms"] or float("nan") for r in runs),
+                }
+                log(f"fan-out to {FANOUT}: last arrival after {[r['last_ms'] for r in runs]} ms")
     finally:
         await stack.stop()
         await stack.drop_topics()
@@ -536,6 +544,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if want("scale"):
             sc["scale_two_deliverers"] = await drain(b, "twodel", args.events, deliverers=2)
             sc["scale_two_routers"] = await drain(b, "tworout", args.events, routers=2)
+        if want("within1"):
+            # proposal check: the router's batch window at 1 ms instead of 5 (a setting, no code change)
+            sc["variant_router_within_1ms"] = await latency(
+                b, [500], args.seconds, 0, name="within1", extra_env={"ROUTER_BATCH_WITHIN_MS": "1"}
+            )
         if want("uvloop"):
             sc["variant_deliverer_uvloop"] = await drain(b, "uvloop", args.events, deliverer_loop="uvloop")
         if want("profile"):
@@ -581,7 +594,7 @@ def main() -> None:
     )
     ap.add_argument("--fanouts", type=int, default=3, help="fan-out events (each to 1,000 webhooks)")
     ap.add_argument("--profile-seconds", type=float, default=10.0)
-    ap.add_argument("--only", help="ceiling,throughput,latency,isolation,scale,uvloop,profile")
+    ap.add_argument("--only", help="ceiling,throughput,latency,isolation,scale,within1,uvloop,profile")
     ap.add_argument("--out", type=Path, help="results JSON (default bench/results/<date>.json)")
     ap.add_argument("--no-md", action="store_true", help="do not update bench/RESULTS.md")
     ap.add_argument(
