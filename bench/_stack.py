@@ -10,15 +10,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import sys
+import urllib.request
 from pathlib import Path
 
+import orjson
 from _load import Hook, create_stack_topics, write_configs
 from _procs import Proc, free_port
 from aiokafka.admin import AIOKafkaAdminClient
 
 from webhooks_common.topics import Topics, topic_specs
+
+ASSIGNED = re.compile(r"assigned (\d+) partitions")
 
 
 class Stack:
@@ -99,6 +104,26 @@ class Stack:
         waits += [asyncio.to_thread(p.wait_log, "deliverer ready", within) for p in self.deliverers]
         await asyncio.gather(*waits)
 
+    async def settled(self, within: float = 60.0) -> bool:
+        """Until every partition of each consumer group is owned by exactly one of our processes.
+
+        Work written after this is not interrupted by a start-up rebalance (a second process joining).
+        Deliverers: the last `assigned N partitions` line of each; routers: `partitions` in /readyz.
+        """
+        specs = {s.name: s.partitions for s in topic_specs(self.topics)}
+        want_deliverer = sum(n for t, n in specs.items() if t == self.topics.deliveries or ".retry." in t)
+        want_router = sum(specs[t] for t in self.topics.inputs)
+        deadline = asyncio.get_running_loop().time() + within
+        while asyncio.get_running_loop().time() < deadline:
+            held = [_last_assigned(p.log_text()) for p in self.deliverers]
+            routed = [await asyncio.to_thread(_router_partitions, port) for _, port in self.routers]
+            flat = [tp for r in routed for tp in r]
+            deliverers_ok = sum(held) == want_deliverer and all(held)
+            if deliverers_ok and all(routed) and len(flat) == len(set(flat)) == want_router:
+                return True
+            await asyncio.sleep(0.2)
+        return False
+
     def _deliverer_argv(self) -> list[str]:
         if self.deliverer_loop == "uvloop":
             # the same `python -m deliverer`, on uvloop's event loop (a measurement, not a code change)
@@ -130,6 +155,19 @@ class Stack:
             await admin.close()
         shutil.rmtree(self.workdir / "router-1-data", ignore_errors=True)
         shutil.rmtree(self.workdir / "router-2-data", ignore_errors=True)
+
+
+def _last_assigned(log: str) -> int:
+    found = ASSIGNED.findall(log)
+    return int(found[-1]) if found else 0
+
+
+def _router_partitions(port: int) -> list[str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as r:
+            return list(orjson.loads(r.read()).get("partitions", []))
+    except (OSError, ValueError):
+        return []
 
 
 def _input_partitions(topics: Topics) -> int:
