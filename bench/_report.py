@@ -96,7 +96,12 @@ def render(r: dict[str, Any], json_path: Path) -> str:
         )
     iso_ratio = d.get("isolation_throughput_ratio")
     p99_ratio = d.get("isolation_p99_ratio")
-    stalled = " **stalled**" if iso_t.get("note") else ""
+    stalled = ""
+    if iso_t.get("note"):
+        stalled = (
+            f"; **{iso_t['note']}**: figure = last {_f(iso_t.get('window_s'))} s; before the stall "
+            f"(10% -> 70%) {_f(iso_t.get('rate_before_stall'))}/s"
+        )
     out.append(
         "| 4. isolation, 10% URLs never answer: healthy throughput "
         f"({_f(iso_t.get('events'))}-event backlog; {_f(iso_t.get('delivered'))}/"
