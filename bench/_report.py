@@ -131,6 +131,14 @@ def render(r: dict[str, Any], json_path: Path) -> str:
         f"| 6. scale: 2 router workers | {_f(two_r.get('rate'))}/s = {_f(d.get('two_routers_ratio'), 2)}x "
         "of (2) | | |"
     )
+    q100 = sc.get("variant_isolation_queue100")
+    if q100:
+        note = f" ({q100['note']})" if q100.get("note") else ""
+        out.append(
+            f"| (proposal) (4) with DELIVERER_PER_URL_QUEUE_LIMIT=100 | {_f(q100.get('rate'))}/s = "
+            f"{_f(d.get('isolation_queue100_ratio'), 2)}x of (2){note} | >= 0.9x: "
+            f"{_ok(_ge(d.get('isolation_queue100_ratio'), 0.9))} | |"
+        )
     w1 = sc.get("variant_router_within_1ms", {}).get("rates", {}).get("500")
     if w1:
         out.append(
@@ -162,6 +170,8 @@ def render(r: dict[str, Any], json_path: Path) -> str:
     rows += [(f"3. latency @ {k}/s", lat[k].get("cost")) for k in sorted(lat, key=int)]
     rows += [("4. isolation throughput (per healthy delivery)", iso_t.get("cost"))]
     rows += [("4. isolation latency @ 500/s (per healthy delivery)", iso_l.get("cost"))]
+    q100_cost = sc.get("variant_isolation_queue100", {}).get("cost")
+    rows += [("(4) with DELIVERER_PER_URL_QUEUE_LIMIT=100", q100_cost)]
     rows += [("6. two deliverers", two_d.get("cost")), ("6. two routers", two_r.get("cost"))]
     w1_cost = sc.get("variant_router_within_1ms", {}).get("rates", {}).get("500", {}).get("cost")
     rows += [("(3) @ 500/s, ROUTER_BATCH_WITHIN_MS=1", w1_cost)]

@@ -1,15 +1,17 @@
 """End-to-end benchmarks of the whole system on this machine (issue 8). `make bench` runs it.
 
-    .tools/bin/uv run --frozen python bench/e2e_bench.py [--events 30000] [--seconds 10] [--quick]
+    .tools/bin/uv run --frozen python bench/e2e_bench.py [--events 40000] [--seconds 10] [--only a,b] [--quick]
 
 Scenarios (loopback only, every one bounded and self-stopping):
   ceiling     bare aiohttp client -> receiver (own process, 204), 100 tasks, 515-byte bodies
   throughput  backlog of N events on wink.events -> router -> deliverer -> receiver; 100 webhooks/100 URLs
-  latency     produce -> arrival at 100, 500, 1000 events/s (event carries its produce time)
-  isolation   throughput and latency@500 with 10% of the URLs never answering (healthy URLs measured)
-  fanout      one event to 1,000 webhooks of one entity: time until the last arrives
+              (written once every consumer group has settled; rate over the 10% -> 90% window)
+  latency     produce -> arrival at 100, 500, 1000 events/s (event carries its produce time), then the
+              fan-out: one event to 1,000 webhooks of one entity, time until the last arrives
+  isolation   throughput (1.5 N backlog) and latency@500 with 10% of the URLs never answering
   scale       two deliverer processes; two router workers (throughput)
   cost        CPU seconds per 1,000 deliveries per process (router, deliverer, Kafka, receiver), RSS
+  queue100    isolation throughput with DELIVERER_PER_URL_QUEUE_LIMIT=100 (measured, not adopted)
   within1     latency @ 500/s with ROUTER_BATCH_WITHIN_MS=1 (measured, not adopted)
   uvloop      the throughput run with the deliverer on uvloop's event loop (measured, not adopted)
   profile     py-spy on the router and the deliverer during a throughput run: hottest functions
@@ -227,6 +229,7 @@ async def drain(
     deliverers: int = 1,
     dead_fraction: float = 0.0,
     deliverer_loop: str = "asyncio",
+    extra_env: dict[str, str] | None = None,
     profile_s: float = 0.0,
     timeout_s: float = 120.0,
 ) -> dict[str, Any]:
@@ -238,7 +241,14 @@ async def drain(
     prefix = f"{b.run_id}-{name}-"
     hooks = make_hooks(prefix, HOOKS, b.ports)
     dead = hooks[: int(HOOKS * dead_fraction)]
-    stack = b.stack(name, hooks, routers=routers, deliverers=deliverers, deliverer_loop=deliverer_loop)
+    stack = b.stack(
+        name,
+        hooks,
+        routers=routers,
+        deliverers=deliverers,
+        deliverer_loop=deliverer_loop,
+        extra_env=extra_env,
+    )
     await stack.prepare()
     await b.reset(dead)
     expected = events * (HOOKS - len(dead)) // HOOKS
@@ -291,6 +301,7 @@ async def drain(
         "deliverers": deliverers,
         "dead_urls": len(dead),
         "deliverer_loop": deliverer_loop,
+        "env": extra_env or {},
         "groups_settled_before_load": settled,
         "backlog_write_s": round(t_start - t_load, 2),
         "exit_codes": codes,
@@ -561,6 +572,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 b, "isotput", args.events * 3 // 2, dead_fraction=0.1, timeout_s=60
             )
             sc["isolation_latency"] = await isolation_latency(b, 500, args.seconds)
+        if want("queue100"):
+            # proposal check: dead lanes' queues small enough that 10 of them cannot fill max_pending
+            sc["variant_isolation_queue100"] = await drain(
+                b,
+                "isoq100",
+                args.events * 3 // 2,
+                dead_fraction=0.1,
+                timeout_s=60,
+                extra_env={"DELIVERER_PER_URL_QUEUE_LIMIT": "100"},
+            )
         if want("scale"):
             sc["scale_two_deliverers"] = await drain(b, "twodel", args.events, deliverers=2)
             sc["scale_two_routers"] = await drain(b, "tworout", args.events, routers=2)
@@ -594,6 +615,7 @@ def derive(sc: dict[str, Any]) -> dict[str, Any]:
         d["isolation_p99_ratio"] = round(iso_lat["p99_ms"] / lat500["p99_ms"], 2)
     for key, name in (
         ("variant_deliverer_uvloop", "deliverer_uvloop_ratio"),
+        ("variant_isolation_queue100", "isolation_queue100_ratio"),
         ("scale_two_deliverers", "two_deliverers_ratio"),
         ("scale_two_routers", "two_routers_ratio"),
     ):
@@ -614,7 +636,7 @@ def main() -> None:
     )
     ap.add_argument("--fanouts", type=int, default=3, help="fan-out events (each to 1,000 webhooks)")
     ap.add_argument("--profile-seconds", type=float, default=10.0)
-    ap.add_argument("--only", help="ceiling,throughput,latency,isolation,scale,within1,uvloop,profile")
+    ap.add_argument("--only", help="scenarios to run, comma-separated (names above)")
     ap.add_argument("--out", type=Path, help="results JSON (default bench/results/<date>.json)")
     ap.add_argument("--no-md", action="store_true", help="do not update bench/RESULTS.md")
     ap.add_argument(
