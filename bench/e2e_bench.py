@@ -1,6 +1,6 @@
 """End-to-end benchmarks of the whole system on this machine (issue 8). `make bench` runs it.
 
-    .tools/bin/uv run --frozen python bench/e2e_bench.py [--events 40000] [--seconds 10] [--only a,b] [--quick]
+    .tools/bin/uv run --frozen python bench/e2e_bench.py [--events 40000] [--seconds 10] [--only x,y]
 
 Scenarios (loopback only, every one bounded and self-stopping):
   ceiling     bare aiohttp client -> receiver (own process, 204), 100 tasks, 515-byte bodies
