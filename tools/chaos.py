@@ -50,8 +50,14 @@ def load(name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
+NOTES_MARK = "<!-- notes: written by hand, kept when the report is regenerated -->"
+
+
 def write_report() -> None:
-    REPORT.write_text(render(load("chaos"), load("soak")))
+    # The figures are regenerated; the analysis written under the marker survives a new run.
+    old = REPORT.read_text() if REPORT.exists() else ""
+    notes = old[old.index(NOTES_MARK) :] if NOTES_MARK in old else NOTES_MARK + "\n"
+    REPORT.write_text(render(load("chaos"), load("soak")) + "\n" + notes)
     say(f"report: {REPORT.relative_to(ROOT)}")
 
 

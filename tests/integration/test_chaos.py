@@ -11,13 +11,13 @@ import pytest
 from tests.support.chaos_report import PROBLEM_JSON, chaos_verdict
 from tests.support.chaos_scenario import REDUCED_PLAN, ChaosConfig, run_chaos
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(290)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 
 async def test_every_fault_once_loses_nothing_and_recovers_by_itself(tmp_path: Path) -> None:
     cfg = ChaosConfig(
         events=2_000,
-        rate=25.0,
+        rate=20.0,
         webhooks=20,
         plan=REDUCED_PLAN,
         input_partitions=3,

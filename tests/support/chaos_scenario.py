@@ -52,8 +52,10 @@ class ChaosConfig:
     input_partitions: int = 6
     delivery_partitions: int = 12
     ferretdb_down_s: float = 30.0
+    kafka_down_s: float = 0.0  # how long the broker stays dead before it is started again
     receivers_fail_s: float = 30.0
     receivers_fail_fraction: float = 0.10
+    receiver_delay_ms: tuple[int, int] = (5, 150)  # each answer takes this long (uniform)
     baseline_s: float = 10.0
     gap_s: float = 5.0  # quiet time between the recovery from one fault and the next fault
     lag_ok_s: float = 3.0  # "recovered": no event older than this is still undelivered
@@ -111,7 +113,7 @@ class ChaosRun:
         self.extra_entity = "chaos-entity-after-outage"
         self.infra: PrivateInfra | None = None
         self.stack: Stack | None = None
-        self.rx = Receivers(4)
+        self.rx = Receivers(4, cfg.receiver_delay_ms)
         self.producer: Producer | None = None
         self.hooks: list[Hook] = []
         self.faults: list[FaultResult] = []
@@ -215,7 +217,8 @@ class ChaosRun:
         started = time.time()
         self.note(f"fault: {name}")
         detail = await inject()
-        healed = time.time()
+        # A fault may heal before its injector returns (checks made after the database is back).
+        healed = float(detail.pop("healed_at", time.time()))
         recovered: float | None = None
         deadline = time.monotonic() + self.cfg.recover_within_s
         while time.monotonic() < deadline:
@@ -271,6 +274,7 @@ class ChaosRun:
         assert self.infra is not None
         t0 = time.monotonic()
         await self.infra.kill("kafka")
+        await asyncio.sleep(self.cfg.kafka_down_s)
         back = await self.infra.up()
         return {
             "signal": "SIGKILL",
@@ -302,6 +306,7 @@ class ChaosRun:
             detail["delivered_during_outage"] = sum(self.rx.delivered.values()) - delivered0
             detail["down_s"] = round(time.monotonic() - t0, 2)
             await self.infra.up()
+            detail["healed_at"] = time.time()
             t1 = time.monotonic()
             ok = await self.stack.registry.wait_ready(60)
             detail["registry_ready_after_s"] = round(time.monotonic() - t1, 2) if ok else None
@@ -342,7 +347,10 @@ class ChaosRun:
                 label = f"SIGKILL {svc.name} (#{kills[name]})"
                 inject = lambda svc=svc: self._kill_service(svc)  # type: ignore[misc]  # noqa: E731
             elif name == "kafka":
-                label, inject = "Kafka broker SIGKILL + restart", self._restart_kafka
+                label = "Kafka broker SIGKILL + restart"
+                if self.cfg.kafka_down_s:
+                    label += f" after {self.cfg.kafka_down_s:.0f}s"
+                inject = self._restart_kafka
             elif name == "ferretdb":
                 label, inject = f"FerretDB stopped {self.cfg.ferretdb_down_s:.0f}s", self._stop_ferretdb
             elif name == "receivers":

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import time
 import uuid
 from collections import Counter
@@ -32,8 +33,11 @@ class Receivers:
     A 2xx answer is a delivery; `failing` paths answer 500 (the integrator outage of the chaos run).
     """
 
-    def __init__(self, servers: int = 4) -> None:
+    def __init__(self, servers: int = 4, delay_ms: tuple[int, int] = (0, 0)) -> None:
         self.n_servers = servers
+        # Integrators take a while to answer: attempts are in flight when a deliverer is killed.
+        self.delay_ms = delay_ms
+        self._rnd = random.Random(7)
         self.ports: list[int] = []
         self.failing: set[str] = set()
         self.delivered: Counter[str] = Counter()  # webhook-id -> 2xx answers given
@@ -48,6 +52,8 @@ class Receivers:
     async def _handle(self, request: web.Request) -> web.Response:
         await request.read()
         self.requests += 1
+        if self.delay_ms[1]:
+            await asyncio.sleep(self._rnd.uniform(*self.delay_ms) / 1000)
         if request.path in self.failing:
             self.refused += 1
             return web.Response(status=500, text="chaos: integrator down")
@@ -248,9 +254,7 @@ class Lag:
         delivered = self._rx.delivered
         while self._head < len(self._sent) and self._sent[self._head].task_id in delivered:
             self._head += 1
-        for rec in self._sent[self._head : self._head + 1]:
-            return rec
-        return None
+        return self._sent[self._head] if self._head < len(self._sent) else None
 
     def seconds(self, now: float | None = None) -> float:
         rec = self.oldest_pending()
