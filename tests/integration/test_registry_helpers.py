@@ -69,7 +69,7 @@ class Api:
         path: str,
         *,
         json: Any = None,
-        token: str | None | bool = True,
+        token: str | bool | None = True,
         headers: dict[str, str] | None = None,
         data: bytes | None = None,
     ) -> tuple[int, Any, aiohttp.ClientResponse]:

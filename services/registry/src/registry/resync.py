@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-from registry.publisher import KafkaSink, Publisher
+import asyncio
+
+from registry.publisher import KafkaSink, record_for
 from registry.settings import RegistrySettings
 from registry.store import MongoStore
 from webhooks_common.topics import Topics
 
 
 async def resync(settings: RegistrySettings) -> int:
-    """Flag every document as unpublished and drain the outbox once: the same path (and the same
-    conditional marking) as normal publishing, so a registry running meanwhile cannot lose a change."""
+    """Send every document's current state (a tombstone for a deleted one) and wait for the acks.
+
+    Read-only on MongoDB on purpose: a running registry owns the writes (FerretDB v1 cannot make a
+    second writer safe), and its own outbox still publishes anything pending, after this, in order.
+    """
     store = MongoStore(settings.mongo_url, settings.database, settings.mongo_timeout_ms)
-    topic = Topics(settings.topic_prefix).config
-    publisher = Publisher(store, lambda: KafkaSink(settings.kafka_bootstrap_servers, topic))
+    sink = KafkaSink(settings.kafka_bootstrap_servers, Topics(settings.topic_prefix).config)
+    await sink.start()
     try:
-        await store.mark_all_pending()
-        return await publisher.drain()
+        sends = [sink.send(*record_for(doc)) async for doc in store.all_docs()]
+        await asyncio.gather(*sends)
+        return len(sends)
     finally:
-        await publisher.close()
+        await sink.stop()
         await store.close()

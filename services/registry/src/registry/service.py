@@ -30,6 +30,12 @@ class Limits:
     secret_overlap: timedelta = timedelta(hours=24)
 
 
+def store_clock() -> datetime:
+    """Now, truncated to milliseconds: what MongoDB keeps, so a response equals a later read."""
+    now = utcnow()
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
 class WebhookService:
     def __init__(
         self,
@@ -37,22 +43,28 @@ class WebhookService:
         box: SecretBox,
         limits: Limits,
         notify: Callable[[], None] = lambda: None,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime] = store_clock,
     ) -> None:
         self.store, self.box, self.limits, self.notify, self.clock = store, box, limits, notify, clock
 
     async def create(self, entity_id: str, fields: dict[str, Any], user: str) -> WebhookRecord:
-        # A soft cap: two concurrent creates at the limit may both pass (no transactions); see README.
-        if await self.store.count_live(entity_id) >= self.limits.max_per_entity:
-            raise Problem(
-                409,
-                f"this managing entity already has the maximum of {self.limits.max_per_entity} webhooks; "
-                "remove one before creating another",
+        # Count and insert under a per-entity lock (no transactions): exact within one registry process.
+        async with self.store.entity_lock(entity_id):
+            if await self.store.count_live(entity_id) >= self.limits.max_per_entity:
+                raise Problem(
+                    409,
+                    f"this managing entity already has the maximum of {self.limits.max_per_entity} webhooks; "
+                    "remove one before creating another",
+                )
+            doc = d.new_doc(
+                str(uuid.uuid4()),
+                entity_id,
+                fields,
+                user,
+                self.box.encrypt(generate_secret(32)),
+                self.clock(),
             )
-        doc = d.new_doc(
-            str(uuid.uuid4()), entity_id, fields, user, self.box.encrypt(generate_secret(32)), self.clock()
-        )
-        await self.store.insert(doc)
+            await self.store.insert(doc)
         self.notify()
         return d.to_record(doc)
 

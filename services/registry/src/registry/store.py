@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, Protocol
 
 from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
@@ -15,6 +18,7 @@ log = logging.getLogger(__name__)
 class Store(Protocol):
     async def insert(self, doc: Doc) -> None: ...
     async def count_live(self, entity_id: str) -> int: ...
+    def entity_lock(self, entity_id: str) -> AbstractAsyncContextManager[None]: ...
     async def get(self, entity_id: str, webhook_id: str) -> Doc | None: ...
     async def get_any(self, webhook_id: str) -> Doc | None: ...
     async def list_entity(self, entity_id: str) -> list[Doc]: ...
@@ -22,11 +26,36 @@ class Store(Protocol):
     async def pending(self, limit: int) -> list[Doc]: ...
     async def mark_published(self, webhook_id: str, version: int) -> bool: ...
     async def remove_deleted(self, webhook_id: str, version: int) -> bool: ...
-    async def mark_all_pending(self) -> int: ...
     async def ping(self) -> None: ...
 
 
+class KeyedLocks:
+    """One asyncio lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+
 class MongoStore:
+    """Writes to one document are serialized in-process (`_locks`): FerretDB v1 does not apply a conditional
+    update atomically (two `find_one_and_update({"version": v})` racing on one document can both succeed;
+    measured, see README), so the version compare-and-set is only safe with one writer per document at a
+    time. With real MongoDB the filter alone would suffice."""
+
     def __init__(self, url: str, database: str, timeout_ms: int) -> None:
         # Short selection/connect timeouts so a request fails fast (503) while MongoDB is down; the
         # client reconnects by itself once it is back. tz_aware: datetimes come back in UTC.
@@ -38,6 +67,8 @@ class MongoStore:
             tz_aware=True,
         )
         self.col = self.client[database]["webhooks"]
+        self._locks = KeyedLocks()
+        self.entity_locks = KeyedLocks()  # the per-entity cap check and the insert go together
 
     async def ensure_indexes(self) -> None:
         await self.col.create_index([("entity_id", ASCENDING), ("created_at", ASCENDING)])
@@ -51,6 +82,9 @@ class MongoStore:
 
     async def insert(self, doc: Doc) -> None:
         await self.col.insert_one(doc)
+
+    def entity_lock(self, entity_id: str) -> AbstractAsyncContextManager[None]:
+        return self.entity_locks.hold(entity_id)
 
     async def count_live(self, entity_id: str) -> int:
         return await self.col.count_documents({"entity_id": entity_id, "deleted": False})
@@ -85,9 +119,10 @@ class MongoStore:
         return res.modified_count == 1
 
     async def remove_deleted(self, webhook_id: str, version: int) -> bool:
-        res = await self.col.delete_one({"_id": webhook_id, "version": version, "deleted": True})
+        async with self._locks.hold(webhook_id):
+            res = await self.col.delete_one({"_id": webhook_id, "version": version, "deleted": True})
         return res.deleted_count == 1
 
-    async def mark_all_pending(self) -> int:
-        res = await self.col.update_many({}, {"$set": {"pending": True}})
-        return res.modified_count
+    async def all_docs(self) -> AsyncIterator[Doc]:
+        async for doc in self.col.find({}).sort("_id", ASCENDING):
+            yield doc
