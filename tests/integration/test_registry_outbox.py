@@ -1,0 +1,183 @@
+"""The outbox: nothing the API accepted is lost when Kafka is down or the registry dies before publishing;
+MongoDB down answers 503 quickly; `resync` republishes everything."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import aiohttp
+from pymongo.asynchronous.database import AsyncDatabase
+
+from registry.settings import RegistrySettings
+from tests.conftest import eventually
+from tests.integration import test_registry_helpers as helpers
+from tests.integration.test_registry_helpers import (
+    JWT_SECRET,
+    Api,
+    closed_port,
+    configs_by_id,
+    free_port,
+    registry_api,
+)
+from tests.servers import ROOT, Servers
+from tests.support.kafka import read_topic
+from webhooks_common.topics import Topics
+
+make_settings = helpers.make_settings
+
+
+@contextlib.asynccontextmanager
+async def gate_to(target: str, port: int) -> AsyncIterator[None]:
+    """A TCP forwarder on 127.0.0.1:`port` to `target`: Kafka "comes back" when it opens."""
+    host, _, tport = target.rpartition(":")
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(host, int(tport))
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port)
+    try:
+        yield
+    finally:
+        server.close()
+
+
+async def test_change_made_while_kafka_is_down_is_published_once_it_is_back(
+    make_settings: Callable[..., RegistrySettings],
+    servers: Servers,
+    topics: Topics,
+    mongo_db: AsyncDatabase[Any],
+) -> None:
+    port = closed_port()
+    async with registry_api(make_settings(kafka_bootstrap_servers=f"127.0.0.1:{port}")) as api:
+        created = await api.create()  # accepted although no broker answers
+        doc = await mongo_db["webhooks"].find_one({"_id": created["id"]})
+        assert doc is not None and doc["pending"] is True and doc["published_version"] == 0
+        status, ready, _ = await api.call("GET", "/readyz", token=None)
+        assert status == 503 and ready["checks"]["kafka"] is False
+
+        async with gate_to(servers.kafka, port):  # the broker is reachable again
+
+            def published(records: list[Any]) -> bool:
+                return created["id"] in configs_by_id(records)
+
+            records = await read_topic(servers.kafka, topics.config, until=published, timeout=30)
+            assert configs_by_id(records)[created["id"]][0].version == 1  # type: ignore[union-attr]
+
+            async def marked() -> bool:
+                d = await mongo_db["webhooks"].find_one({"_id": created["id"]})
+                return d is not None and d["pending"] is False and d["published_version"] == 1
+
+            await eventually(marked, what="document marked published")
+
+
+async def test_crash_between_mongo_write_and_publish_loses_nothing(
+    make_settings: Callable[..., RegistrySettings],
+    servers: Servers,
+    topics: Topics,
+    mongo_db: AsyncDatabase[Any],
+) -> None:
+    # A real `python -m registry` process that can store but not publish (its broker address is closed).
+    settings = make_settings(kafka_bootstrap_servers=f"127.0.0.1:{closed_port()}", port=free_port())
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "MONGO_URL": settings.mongo_url,
+        "KAFKA_TOPIC_PREFIX": topics.prefix,
+        "WEBHOOK_SECRETS_KEY": settings.secrets_key or "",
+        "AUTH_JWT_SECRET": JWT_SECRET,
+        "REGISTRY_HOST": "127.0.0.1",
+        "REGISTRY_PORT": str(settings.port),
+        "REGISTRY_COMMANDS_ENABLED": "false",
+        "LOG_LEVEL": "WARNING",
+    }
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "registry", cwd=ROOT, env=env)
+    try:
+        async with aiohttp.ClientSession() as session:
+            api = Api(f"http://127.0.0.1:{settings.port}", session, "entity-crash")
+
+            async def up() -> bool:
+                with contextlib.suppress(aiohttp.ClientError):
+                    return (await api.call("GET", "/healthz", token=None))[0] == 200
+                return False
+
+            await eventually(up, what="registry subprocess up")
+            created = await api.create()
+            proc.send_signal(signal.SIGKILL)  # dies before it could publish
+            await asyncio.wait_for(proc.wait(), 10)
+        doc = await mongo_db["webhooks"].find_one({"_id": created["id"]})
+        assert doc is not None and doc["pending"] is True
+
+        # A new registry (reaching the real broker) finds the pending change and publishes it.
+        async with registry_api(make_settings()):
+
+            def published(records: list[Any]) -> bool:
+                return created["id"] in configs_by_id(records)
+
+            records = await read_topic(servers.kafka, topics.config, until=published, timeout=30)
+            config = configs_by_id(records)[created["id"]][0]
+            assert config is not None and config.entity_id == "entity-crash" and config.version == 1
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await asyncio.wait_for(proc.wait(), 10)
+
+
+async def test_resync_republishes_every_config(
+    make_settings: Callable[..., RegistrySettings], servers: Servers, topics: Topics
+) -> None:
+    async with registry_api(make_settings()) as api:
+        ids = [(await api.create(name=f"hook {i}"))["id"] for i in range(3)]
+
+        def all_there(records: list[Any]) -> bool:
+            return set(ids) <= set(configs_by_id(records))
+
+        before = await read_topic(servers.kafka, topics.config, until=all_there, timeout=20)
+    settings = make_settings()
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": servers.kafka,
+        "MONGO_URL": settings.mongo_url,
+        "KAFKA_TOPIC_PREFIX": topics.prefix,
+        "WEBHOOK_SECRETS_KEY": settings.secrets_key or "",
+        "AUTH_JWT_SECRET": JWT_SECRET,
+    }
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "registry", "resync", cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0 and b"republished 3" in out
+
+    def twice(records: list[Any]) -> bool:
+        return len(records) >= len(before) + 3
+
+    after = await read_topic(servers.kafka, topics.config, until=twice, timeout=20)
+    again = configs_by_id(after[len(before) :])
+    assert set(again) == set(ids)
+
+
+async def test_mongo_down_answers_503_quickly_and_readyz_says_so(
+    make_settings: Callable[..., RegistrySettings],
+) -> None:
+    settings = make_settings(mongo_url=f"mongodb://127.0.0.1:{closed_port()}/x", mongo_timeout_ms=300)
+    async with registry_api(settings) as api:
+        status, body, resp = await api.call("GET", api.path("/list"))
+        assert status == 503 and resp.content_type == "application/problem+json", body
+        assert "MongoDB" in body["detail"]
+        status, body, _ = await api.call("POST", api.path(), json=api.body())
+        assert status == 503
+        status, ready, _ = await api.call("GET", "/readyz", token=None)
+        assert status == 503 and ready["checks"]["mongodb"] is False
