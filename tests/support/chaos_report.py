@@ -140,8 +140,7 @@ def render_chaos(r: dict[str, Any]) -> list[str]:
 
 
 def _notes(d: dict[str, Any]) -> str:
-    skip = {"after_outage_task"}
-    return ", ".join(f"{k}={v}" for k, v in d.items() if k not in skip).replace("|", "/")
+    return ", ".join(f"{k}={v}" for k, v in d.items()).replace("|", "/")
 
 
 def _fmt_lat(lat: dict[str, float]) -> str:

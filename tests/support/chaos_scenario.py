@@ -110,7 +110,10 @@ class ChaosRun:
         self.topics = Topics(self.prefix)
         self.jwt_secret = secrets.token_urlsafe(32)
         self.entities = [f"chaos-entity-{i:04d}" for i in range(cfg.webhooks)]
-        self.extra_entity = "chaos-entity-after-outage"
+        # Webhooks created mid-run (while the broker is down, after the database is back): each gets one
+        # event, which is delivered only if the registry's outbox published the webhook by itself.
+        self.extra_entities = ["chaos-entity-during-broker-outage", "chaos-entity-after-db-outage"]
+        self.extra: list[Hook] = []
         self.infra: PrivateInfra | None = None
         self.stack: Stack | None = None
         self.rx = Receivers(4, cfg.receiver_delay_ms)
@@ -155,15 +158,38 @@ class ChaosRun:
         )
         await self.stack.start()
         self.note(f"stack ready: {[s.name for s in self.stack.services]}")
-        async with RegistryClient(
-            self.stack.api, self.jwt_secret, [*self.entities, self.extra_entity]
-        ) as api:
+        async with self._api() as api:
             self.hooks = await api.create_hooks(self.entities, self.rx)
         self.note(f"{len(self.hooks)} webhooks created through the registry API")
         await self._wait_routers_hold(len(self.hooks))
         self.producer = Producer(self.infra.bootstrap)
         await self.producer.start()
         self.checks["setup_s"] = round(time.monotonic() - t0, 1)
+
+    def _api(self) -> RegistryClient:
+        assert self.stack is not None
+        return RegistryClient(self.stack.api, self.jwt_secret, [*self.entities, *self.extra_entities])
+
+    async def _create_extra(self, api: RegistryClient, entity: str) -> tuple[int, str, Hook | None]:
+        n = len(self.hooks) + len(self.extra)  # its receiver path
+        status, ctype, body = await api.create(entity, self.rx.url(n))
+        if status != 201:
+            return status, ctype, None
+        hook = Hook(n, entity, body["id"], self.rx.url(n))
+        self.extra.append(hook)
+        return status, ctype, hook
+
+    async def _one_event_to(self, hook: Hook) -> str:
+        """Once every router holds the webhook, send it one event (counted with the others)."""
+        assert self.producer is not None
+        await self._wait_routers_hold(len(self.hooks) + len(self.extra))
+        eid = new_id()
+        rec = Sent(eid, f"{eid}:{hook.id}", time.time())
+        self.producer.sent.append(rec)
+        self.producer.send(
+            self.topics.wink_events, hook.entity.encode(), event_value(eid, hook.entity, -1), rec
+        )
+        return rec.task_id
 
     async def _wait_routers_hold(self, n: int, within: float = 60.0) -> None:
         """Until every router's index holds `n` webhooks (published by the outbox, read from Kafka)."""
@@ -274,13 +300,21 @@ class ChaosRun:
         assert self.infra is not None
         t0 = time.monotonic()
         await self.infra.kill("kafka")
-        await asyncio.sleep(self.cfg.kafka_down_s)
+        async with self._api() as api:
+            # MongoDB is up: the API accepts the change and its outbox must publish it once Kafka is back.
+            status, _, hook = await self._create_extra(api, self.extra_entities[0])
+        await asyncio.sleep(max(0.0, self.cfg.kafka_down_s - (time.monotonic() - t0)))
         back = await self.infra.up()
-        return {
+        detail: dict[str, Any] = {
             "signal": "SIGKILL",
             "broker_down_s": round(time.monotonic() - t0, 2),
             "restart_s": round(back, 2),
+            "create_during_broker_outage": status,
+            "healed_at": time.time(),
         }
+        if hook is not None:
+            await self._one_event_to(hook)
+        return detail
 
     async def _stop_ferretdb(self) -> dict[str, Any]:
         assert self.infra is not None and self.stack is not None and self.producer is not None
@@ -289,14 +323,12 @@ class ChaosRun:
         await self.infra.kill("ferretdb", sig=15)
         delivered0 = sum(self.rx.delivered.values())
         detail: dict[str, Any] = {}
-        async with RegistryClient(
-            self.stack.api, self.jwt_secret, [*self.entities, self.extra_entity]
-        ) as api:
+        async with self._api() as api:
             await asyncio.sleep(min(3.0, cfg.ferretdb_down_s / 3))
             entity = self.hooks[0].entity
-            status, ctype, body = await api.call("GET", f"/api/managing-entity/{entity}/webhook/list")
+            status, ctype, _ = await api.call("GET", f"/api/managing-entity/{entity}/webhook/list")
             detail["list_during_outage"] = {"status": status, "content_type": ctype}
-            status, ctype, body = await api.create(self.extra_entity, self.rx.url(len(self.hooks)))
+            status, ctype, _ = await self._create_extra(api, self.extra_entities[1])
             detail["create_during_outage"] = {"status": status, "content_type": ctype}
             status, ctype, _ = await api.call("GET", "/readyz")
             detail["readyz_during_outage"] = status
@@ -311,28 +343,30 @@ class ChaosRun:
             ok = await self.stack.registry.wait_ready(60)
             detail["registry_ready_after_s"] = round(time.monotonic() - t1, 2) if ok else None
             # The outbox path after the outage: a webhook created now must get its events.
-            status, ctype, body = await api.create(self.extra_entity, self.rx.url(len(self.hooks)))
+            status, _, hook = await self._create_extra(api, self.extra_entities[1])
             detail["create_after_outage"] = status
-            if status == 201:
-                hook = Hook(len(self.hooks), self.extra_entity, body["id"], self.rx.url(len(self.hooks)))
-                await self._wait_routers_hold(len(self.hooks) + 1)
-                eid = new_id()
-                rec = Sent(eid, f"{eid}:{hook.id}", time.time())
-                self.producer.sent.append(rec)
-                self.producer.send(
-                    self.topics.wink_events, hook.entity.encode(), event_value(eid, hook.entity, -1), rec
-                )
-                detail["after_outage_task"] = rec.task_id
+            if hook is not None:
+                await self._one_event_to(hook)
         return detail
 
-    async def _fail_receivers(self) -> dict[str, Any]:
+    async def _fail_receivers(self, kill: Service | None = None) -> dict[str, Any]:
+        """Some integrators answer 500 for a while; with `kill`, that process is SIGKILLed half-way (while
+        refused tasks wait on the retry topics)."""
         n = max(1, round(len(self.hooks) * self.cfg.receivers_fail_fraction))
         paths = {f"/h/{h.n}" for h in self.hooks[:: max(1, len(self.hooks) // n)][:n]}
         refused0 = self.rx.refused
         self.rx.failing = paths
-        await asyncio.sleep(self.cfg.receivers_fail_s)
+        detail: dict[str, Any] = {"failing_receivers": len(paths)}
+        if kill is not None:
+            await asyncio.sleep(self.cfg.receivers_fail_s / 2)
+            kill.kill()
+            detail["killed"] = kill.name
+            await asyncio.sleep(self.cfg.receivers_fail_s / 2)
+        else:
+            await asyncio.sleep(self.cfg.receivers_fail_s)
         self.rx.failing = set()
-        return {"failing_receivers": len(paths), "answered_500": self.rx.refused - refused0}
+        detail["answered_500"] = self.rx.refused - refused0
+        return detail
 
     async def _faults(self) -> None:
         assert self.stack is not None
@@ -357,6 +391,12 @@ class ChaosRun:
                 pct = round(self.cfg.receivers_fail_fraction * 100)
                 label = f"{pct}% of receivers answer 500 for {self.cfg.receivers_fail_s:.0f}s"
                 inject = self._fail_receivers
+            elif name == "receivers+deliverer":
+                svc = self.stack.deliverers[kills["deliverer"] % len(self.stack.deliverers)]
+                kills["deliverer"] += 1
+                secs = f"{self.cfg.receivers_fail_s:.0f}s"
+                label = f"receivers answer 500 for {secs}, {svc.name} SIGKILLed half-way"
+                inject = lambda svc=svc: self._fail_receivers(svc)  # type: ignore[misc]  # noqa: E731
             else:
                 raise ValueError(f"unknown fault {name!r}")
             self.faults.append(await self._fault(label, inject))
@@ -401,6 +441,7 @@ class ChaosRun:
             "duration_s": round(time.time() - t0, 1),
             "config": _config_dict(self.cfg),
             "webhooks": len(self.hooks),
+            "webhooks_created_mid_run": len(self.extra),
             "events_scheduled": len(sent),
             "events_expected": len(accepted),
             "delivered_at_least_once": len(delivered),
