@@ -147,6 +147,7 @@ class Bench:
     def cpu(self, stack: Stack | None) -> dict[str, float]:
         snap = {name: cpu_seconds(pid) or 0.0 for name, pid in self.pids(stack).items()}
         snap["machine"] = machine_busy_seconds()
+        snap["wall"] = time.monotonic()
         return snap
 
     def rss(self, stack: Stack | None) -> dict[str, float]:
@@ -166,6 +167,7 @@ class Bench:
 def cost(before: dict[str, float], after: dict[str, float], deliveries: int) -> dict[str, Any]:
     """CPU seconds per 1,000 deliveries for each process, the system (services + Kafka) and the rest."""
     per = {k: after.get(k, 0.0) - v for k, v in before.items()}
+    wall = per.pop("wall", 0.0)
     ours = sum(v for k, v in per.items() if k != "machine")
     system = sum(v for k, v in per.items() if k.startswith(("router", "deliverer")) or k == "kafka")
     k = 1000 / deliveries if deliveries else float("nan")
@@ -177,6 +179,8 @@ def cost(before: dict[str, float], after: dict[str, float], deliveries: int) -> 
         "system_with_receiver_per_1000": round((system + per.get("receiver", 0.0)) * k, 3),
         # CPU used on the machine by processes that are not ours (other people's tests): noise indicator
         "others_cpu_s": round(per.get("machine", 0.0) - ours, 2),
+        "others_cores": round((per.get("machine", 0.0) - ours) / wall, 2) if wall > 0 else None,
+        "wall_s": round(wall, 2),
     }
 
 
@@ -217,6 +221,7 @@ async def ceiling(b: Bench, seconds: float) -> dict[str, Any]:
         "seconds": round(elapsed, 2),
         "cpu_per_1000": {"client": c["per_1000"]["harness"], "receiver": c["per_1000"]["receiver"]},
         "others_cpu_s": c["others_cpu_s"],
+        "others_cores": c["others_cores"],
     }
 
 
@@ -306,6 +311,13 @@ async def drain(
         "backlog_write_s": round(t_start - t_load, 2),
         "exit_codes": codes,
     }
+    after = [s for s in samples if s[0] >= t_start]
+    result["stalls"] = stalls([(s[0] - t_start, s[1]) for s in after], expected)
+    done_at = next((s[0] for s in after if s[1] >= expected), None)
+    end_t = done_at if done_at is not None else (after[-1][0] if after else t_start)
+    # every live delivery over the whole run: from the backlog written to the last one (or the time limit)
+    result["rate_to_end"] = round(final["count"] / (end_t - t_start), 1) if end_t > t_start else 0.0
+    result["completed_s"] = round(done_at - t_start, 1) if done_at is not None else None
     # arrivals per second, one point a second from the moment the backlog was written
     result["timeline"] = [
         [round(s[0] - t_start, 1), s[1]] for i, s in enumerate(samples) if s[0] >= t_start and i % 4 == 0
@@ -347,6 +359,26 @@ async def drain(
         result["profile"] = profiles
     log(f"{name}: {result.get('rate')} deliveries/s ({final['count']}/{expected})")
     return result
+
+
+def stalls(points: list[tuple[float, int]], expected: int, min_s: float = 5.0) -> list[dict[str, float]]:
+    """Periods of >= `min_s` seconds without a single live delivery while some were still expected."""
+    out: list[dict[str, float]] = []
+    since: tuple[float, int] | None = None
+    for t, n in points:
+        if since is not None and n != since[1]:
+            if t - since[0] >= min_s:
+                out.append(
+                    {"at_s": round(since[0], 1), "for_s": round(t - since[0], 1), "delivered": since[1]}
+                )
+            since = None
+        if since is None and n < expected:
+            since = (t, n)
+    if since is not None and points and points[-1][0] - since[0] >= min_s and since[1] < expected:
+        out.append(
+            {"at_s": round(since[0], 1), "for_s": round(points[-1][0] - since[0], 1), "delivered": since[1]}
+        )
+    return out
 
 
 async def profile_stack(b: Bench, stack: Stack, seconds: float) -> dict[str, Any]:
@@ -609,6 +641,14 @@ def derive(sc: dict[str, Any]) -> dict[str, Any]:
     iso = sc.get("isolation_throughput", {}).get("rate")
     if tput and iso is not None:
         d["isolation_throughput_ratio"] = round(iso / tput, 3)
+    tput_end = sc.get("throughput", {}).get("rate_to_end")
+    for key, name in (
+        ("isolation_throughput", "isolation_rate_to_end_ratio"),
+        ("variant_isolation_queue100", "isolation_queue100_rate_to_end_ratio"),
+    ):
+        r_end = sc.get(key, {}).get("rate_to_end")
+        if tput_end and r_end is not None:
+            d[name] = round(r_end / tput_end, 3)
     lat500 = sc.get("latency", {}).get("rates", {}).get("500")
     iso_lat = sc.get("isolation_latency")
     if lat500 and iso_lat:
