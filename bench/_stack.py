@@ -134,6 +134,22 @@ class Stack:
             return [sys.executable, "-c", code]
         return [sys.executable, "-m", "deliverer"]
 
+    def router_batches(self) -> tuple[float, float]:
+        """(batches, events) routed so far by all routers, from their /metrics (router_batch_events)."""
+        batches = events = 0.0
+        for _, port in self.routers:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as r:
+                    text = r.read().decode()
+            except OSError:
+                continue
+            for line in text.splitlines():
+                if line.startswith("router_batch_events_count "):
+                    batches += float(line.split()[1])
+                elif line.startswith("router_batch_events_sum "):
+                    events += float(line.split()[1])
+        return batches, events
+
     def procs(self) -> list[Proc]:
         return [p for p, _ in self.routers] + self.deliverers
 

@@ -13,6 +13,7 @@ Scenarios (loopback only, every one bounded and self-stopping):
   cost        CPU seconds per 1,000 deliveries per process (router, deliverer, Kafka, receiver), RSS
   queue100    isolation throughput with DELIVERER_PER_URL_QUEUE_LIMIT=100 (measured, not adopted)
   within1     latency @ 500/s with ROUTER_BATCH_WITHIN_MS=1 (measured, not adopted)
+  pipeline    latency @ 500, 1000/s and throughput with ROUTER_BATCHES_IN_FLIGHT=4 (before/after)
   uvloop      the throughput run with the deliverer on uvloop's event loop (measured, not adopted)
   profile     py-spy on the router and the deliverer during a throughput run: hottest functions
 
@@ -432,13 +433,19 @@ async def latency(
             for rate in rates:
                 await b.reset()
                 tap.ms.clear()
+                rb0 = await asyncio.to_thread(stack.router_batches)
                 c0, r0 = b.cpu(stack), time.monotonic()
                 sent = await w.paced(entities, rate, seconds)
                 produce_s = time.monotonic() - r0
                 st = await wait_until(at_least(sent), b, 10)
                 c1 = b.cpu(stack)
+                rb1 = await asyncio.to_thread(stack.router_batches)
                 st = await b.stats(lat=True)
+                batches = rb1[0] - rb0[0]
                 res = {
+                    # the router's batches in the window: how many, and their mean size
+                    "router_batches_per_s": round(batches / (c1["wall"] - c0["wall"]), 1),
+                    "router_mean_batch": round((rb1[1] - rb0[1]) / batches, 1) if batches else None,
                     "sent": sent,
                     "delivered": st["count"],
                     "produce_s": round(produce_s, 2),
@@ -452,7 +459,8 @@ async def latency(
                 rs = res["router_share"]
                 log(
                     f"{name}@{rate}/s: p50 {res['p50_ms']} p95 {res['p95_ms']} p99 {res['p99_ms']} ms "
-                    f"(produce -> task: p50 {rs['p50_ms']} p99 {rs['p99_ms']} ms)"
+                    f"(produce -> task: p50 {rs['p50_ms']} p99 {rs['p99_ms']} ms; router "
+                    f"{res['router_batches_per_s']} batches/s of {res['router_mean_batch']})"
                 )
             runs: list[dict[str, Any]] = []
             for _ in range(fanouts):
@@ -622,6 +630,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             sc["variant_router_within_1ms"] = await latency(
                 b, [500], args.seconds, 0, name="within1", extra_env={"ROUTER_BATCH_WITHIN_MS": "1"}
             )
+        if want("pipeline"):
+            # before/after of ROUTER_BATCHES_IN_FLIGHT (1 = a batch is written before faust takes the next)
+            sc["variant_router_in_flight_4"] = await latency(
+                b, [500, 1000], args.seconds, 0, name="inflight4", extra_env={"ROUTER_BATCHES_IN_FLIGHT": "4"}
+            )
+            sc["variant_router_in_flight_4_throughput"] = await drain(
+                b, "tputif4", args.events, extra_env={"ROUTER_BATCHES_IN_FLIGHT": "4"}
+            )
         if want("uvloop"):
             sc["variant_deliverer_uvloop"] = await drain(b, "uvloop", args.events, deliverer_loop="uvloop")
         if want("profile"):
@@ -655,6 +671,7 @@ def derive(sc: dict[str, Any]) -> dict[str, Any]:
         d["isolation_p99_ratio"] = round(iso_lat["p99_ms"] / lat500["p99_ms"], 2)
     for key, name in (
         ("variant_deliverer_uvloop", "deliverer_uvloop_ratio"),
+        ("variant_router_in_flight_4_throughput", "router_in_flight_4_throughput_ratio"),
         ("variant_isolation_queue100", "isolation_queue100_ratio"),
         ("scale_two_deliverers", "two_deliverers_ratio"),
         ("scale_two_routers", "two_routers_ratio"),
