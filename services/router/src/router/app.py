@@ -8,7 +8,6 @@ batch produced; faust commits acknowledged offsets only. See README.md for why.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -108,7 +107,6 @@ def build_app(settings: RouterSettings) -> faust.App:
         producer = make_producer(settings.kafka_bootstrap_servers, client_id=f"{settings.group_id()}-tasks")
         await producer.start()
         router = Router(settings, topics, index, KafkaSink(producer))
-        acking: asyncio.Future[None] | None = None  # the newest batch's ack (acks run in batch order)
         try:
             # Readiness: routing with a partial index would silently drop tasks for webhooks not read yet.
             await feed.ready.wait()
@@ -116,26 +114,12 @@ def build_app(settings: RouterSettings) -> faust.App:
             # noack_take (unlike take/take_events) never acks by itself, not even when the body raises or is
             # cancelled: an event is acked below, once its tasks are on Kafka. It yields events, not values.
             batches = cast(Any, stream).noack_take(settings.batch_max, within=within)
-            # faust takes no new events while this loop's body runs: with batches_in_flight > 1 the body only
-            # starts the batch's writes, so intake goes on while Kafka acknowledges them.
-            slots = asyncio.Semaphore(settings.batches_in_flight)
             async for batch in batches:
                 events: Sequence[EventT] = batch
-                if settings.batches_in_flight == 1:
-                    await _shielded(router.route([_input_record(e) for e in events]))
-                    for event in events:
-                        await stream.ack(event)
-                    continue
-                if acking is not None and acking.done() and acking.exception() is not None:
-                    raise cast(BaseException, acking.exception())
-                await slots.acquire()
-                work = asyncio.ensure_future(router.route([_input_record(e) for e in events]))
-                acking = asyncio.ensure_future(_ack_in_order(stream, events, work, acking, slots))
+                await _shielded(router.route([_input_record(e) for e in events]))
+                for event in events:
+                    await stream.ack(event)
         finally:
-            if acking is not None and not acking.done():
-                # finish writing (and acking) what was started, as _shielded does for a single batch
-                with contextlib.suppress(Exception, asyncio.CancelledError):
-                    await asyncio.wait_for(asyncio.shield(acking), timeout=30)
             await producer.stop()
 
     @app.page("/metrics")
@@ -155,27 +139,6 @@ def build_app(settings: RouterSettings) -> faust.App:
         return self.json(body, status=200 if ready else 503)
 
     return app
-
-
-async def _ack_in_order(
-    stream: StreamT[bytes],
-    events: Sequence[EventT],
-    work: asyncio.Future[Any],
-    previous: asyncio.Future[None] | None,
-    slots: asyncio.Semaphore,
-) -> None:
-    """Ack a batch's events once its tasks are on Kafka and every earlier batch is acked; then free its slot.
-
-    A failed batch fails every later one too (they wait on it), so nothing after it is acked.
-    """
-    try:
-        await work
-        if previous is not None:
-            await previous
-        for event in events:
-            await stream.ack(event)
-    finally:
-        slots.release()
 
 
 async def _shielded(work: Any) -> Any:

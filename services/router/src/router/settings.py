@@ -37,14 +37,6 @@ class RouterSettings(CommonSettings):
     batch_within_ms: int = Field(
         5, ge=1, description="Longest wait (ms) to fill a batch before routing what has arrived."
     )
-    batches_in_flight: int = Field(
-        1,
-        ge=1,
-        le=64,
-        description="Batches being written to Kafka at once. 1: faust takes no new events while a batch is "
-        "written and acknowledged; more: it keeps taking them meanwhile (events are still acked in order, "
-        "each only once its batch's tasks are on Kafka).",
-    )
     max_event_bytes: int = Field(
         512 * 1024,
         ge=1024,
