@@ -13,7 +13,6 @@ Scenarios (loopback only, every one bounded and self-stopping):
   cost        CPU seconds per 1,000 deliveries per process (router, deliverer, Kafka, receiver), RSS
   queue100    isolation throughput with DELIVERER_PER_URL_QUEUE_LIMIT=100 (measured, not adopted)
   within1     latency @ 500/s with ROUTER_BATCH_WITHIN_MS=1 (only when named in --only)
-  pipeline    latency @ 500, 1000/s and throughput with ROUTER_BATCHES_IN_FLIGHT=4 (before/after)
   uvloop      the throughput run with the deliverer on uvloop's event loop (measured, not adopted)
   profile     py-spy on the router and the deliverer during a throughput run: hottest functions
 
@@ -630,14 +629,6 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             sc["variant_router_within_1ms"] = await latency(
                 b, [500], args.seconds, 0, name="within1", extra_env={"ROUTER_BATCH_WITHIN_MS": "1"}
             )
-        if want("pipeline"):
-            # before/after of ROUTER_BATCHES_IN_FLIGHT (1 = a batch is written before faust takes the next)
-            sc["variant_router_in_flight_4"] = await latency(
-                b, [500, 1000], args.seconds, 0, name="inflight4", extra_env={"ROUTER_BATCHES_IN_FLIGHT": "4"}
-            )
-            sc["variant_router_in_flight_4_throughput"] = await drain(
-                b, "tputif4", args.events, extra_env={"ROUTER_BATCHES_IN_FLIGHT": "4"}
-            )
         if want("uvloop"):
             sc["variant_deliverer_uvloop"] = await drain(b, "uvloop", args.events, deliverer_loop="uvloop")
         if want("profile"):
@@ -671,7 +662,6 @@ def derive(sc: dict[str, Any]) -> dict[str, Any]:
         d["isolation_p99_ratio"] = round(iso_lat["p99_ms"] / lat500["p99_ms"], 2)
     for key, name in (
         ("variant_deliverer_uvloop", "deliverer_uvloop_ratio"),
-        ("variant_router_in_flight_4_throughput", "router_in_flight_4_throughput_ratio"),
         ("variant_isolation_queue100", "isolation_queue100_ratio"),
         ("scale_two_deliverers", "two_deliverers_ratio"),
         ("scale_two_routers", "two_routers_ratio"),
