@@ -133,23 +133,6 @@ def render(r: dict[str, Any], json_path: Path) -> str:
             f"{_f(w1.get('router_share', {}).get('p50_ms'), 1)} / p99 "
             f"{_f(w1.get('router_share', {}).get('p99_ms'), 1)} ms | | |"
         )
-    if4 = sc.get("variant_router_in_flight_4", {}).get("rates", {})
-    for rate in sorted(if4, key=int):
-        x, base = if4[rate], lat.get(rate, {})
-        out.append(
-            f"| (change) (3) @ {rate}/s with ROUTER_BATCHES_IN_FLIGHT=4 | p50 {_f(x.get('p50_ms'), 1)} / "
-            f"p95 {_f(x.get('p95_ms'), 1)} / p99 {_f(x.get('p99_ms'), 1)} ms (default: "
-            f"{_f(base.get('p50_ms'), 1)} / {_f(base.get('p95_ms'), 1)} / {_f(base.get('p99_ms'), 1)}); "
-            f"router {_f(x.get('router_batches_per_s'))} batches/s of {_f(x.get('router_mean_batch'), 1)} "
-            f"(default {_f(base.get('router_batches_per_s'))} of "
-            f"{_f(base.get('router_mean_batch'), 1)}) | | |"
-        )
-    if4t = sc.get("variant_router_in_flight_4_throughput", {})
-    if if4t:
-        out.append(
-            f"| (change) (2) with ROUTER_BATCHES_IN_FLIGHT=4 | {_f(if4t.get('rate'))}/s = "
-            f"{_f(d.get('router_in_flight_4_throughput_ratio'), 2)}x of (2) | | |"
-        )
     uv = sc.get("variant_deliverer_uvloop", {})
     if uv:
         out.append(
@@ -178,16 +161,6 @@ def render(r: dict[str, Any], json_path: Path) -> str:
     rows += [("6. two deliverers", two_d.get("cost")), ("6. two routers", two_r.get("cost"))]
     w1_cost = sc.get("variant_router_within_1ms", {}).get("rates", {}).get("500", {}).get("cost")
     rows += [("(3) @ 500/s, ROUTER_BATCH_WITHIN_MS=1", w1_cost)]
-    for rate, x in sorted(
-        sc.get("variant_router_in_flight_4", {}).get("rates", {}).items(), key=lambda kv: int(kv[0])
-    ):
-        rows += [(f"(3) @ {rate}/s, ROUTER_BATCHES_IN_FLIGHT=4", x.get("cost"))]
-    rows += [
-        (
-            "(2) with ROUTER_BATCHES_IN_FLIGHT=4",
-            sc.get("variant_router_in_flight_4_throughput", {}).get("cost"),
-        )
-    ]
     rows += [("(2) with the deliverer on uvloop", sc.get("variant_deliverer_uvloop", {}).get("cost"))]
     present = [p for p in procs if any(c and p in c.get("per_1000", {}) for _, c in rows)]
     out.append("| run | " + " | ".join(present) + " | system (services + Kafka) | others' load (cores) |")
