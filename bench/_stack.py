@@ -25,6 +25,12 @@ from webhooks_common.topics import Topics, topic_specs
 
 ASSIGNED = re.compile(r"assigned (\d+) partitions")
 
+# Code run before `python -m deliverer` in its process, per variant of the bench.
+DELIVERER_VARIANTS = {
+    # uvloop's event loop instead of asyncio's
+    "uvloop": "import asyncio, uvloop\nasyncio.set_event_loop_policy(uvloop.EventLoopPolicy())",
+}
+
 
 class Stack:
     def __init__(
@@ -125,14 +131,12 @@ class Stack:
         return False
 
     def _deliverer_argv(self) -> list[str]:
-        if self.deliverer_loop == "uvloop":
-            # the same `python -m deliverer`, on uvloop's event loop (a measurement, not a code change)
-            code = (
-                "import asyncio, runpy, uvloop; asyncio.set_event_loop_policy(uvloop.EventLoopPolicy()); "
-                "runpy.run_module('deliverer', run_name='__main__', alter_sys=True)"
-            )
-            return [sys.executable, "-c", code]
-        return [sys.executable, "-m", "deliverer"]
+        """`python -m deliverer`, or the same with one thing changed in its process (a measurement only)."""
+        prelude = DELIVERER_VARIANTS.get(self.deliverer_loop)
+        if prelude is None:
+            return [sys.executable, "-m", "deliverer"]
+        code = f"{prelude}\nimport runpy\nrunpy.run_module('deliverer', run_name='__main__', alter_sys=True)"
+        return [sys.executable, "-c", code]
 
     def router_batches(self) -> tuple[float, float]:
         """(batches, events) routed so far by all routers, from their /metrics (router_batch_events)."""
