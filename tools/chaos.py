@@ -4,6 +4,13 @@
     python tools/chaos.py soak             # 100,000 malformed records among 10,000 valid ones
     python tools/chaos.py all              # both, one report
     python tools/chaos.py chaos --events 500 --rate 25 --webhooks 10 --plan deliverer,kafka   # a quick look
+    python tools/chaos.py chaos --events 600 --rate 20 --webhooks 10 --plan sabotage --no-save
+        # self-test of the harness: really deletes delivery tasks; must end with lost > 0 and exit 1
+
+Faults (--plan, comma-separated, in order): deliverer, router (SIGKILL one, the supervisor restarts it),
+kafka (SIGKILL the broker, start it again), ferretdb (stop it for --ferretdb-down s), receivers (10% of
+the receivers answer 500 for --receivers-fail s), receivers+deliverer (the same, with a deliverer
+SIGKILLed half-way), sabotage (the self-test above).
 
 Everything runs on a private Kafka + FerretDB pair started for the run (never the shared servers), with
 the real services as subprocesses. Results: bench/results/chaos.json, bench/results/soak.json and the
@@ -72,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--plan", default=",".join(FULL_PLAN), help="faults in order")
     parser.add_argument("--ferretdb-down", type=float, default=30.0)
     parser.add_argument("--receivers-fail", type=float, default=30.0)
+    parser.add_argument("--kafka-down", type=float, default=0.0, help="extra seconds the broker stays dead")
     parser.add_argument("--bad", type=int, default=100_000, help="soak: malformed records")
     parser.add_argument("--valid", type=int, default=10_000, help="soak: valid events among them")
     parser.add_argument("--soak-rate", type=float, default=1500.0, help="soak: records per second")
@@ -90,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
             plan=tuple(p for p in args.plan.split(",") if p),
             ferretdb_down_s=args.ferretdb_down,
             receivers_fail_s=args.receivers_fail,
+            kafka_down_s=args.kafka_down,
             progress=say,
         )
         result = asyncio.run(run_chaos(cfg))

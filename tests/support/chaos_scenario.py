@@ -349,6 +349,35 @@ class ChaosRun:
                 await self._one_event_to(hook)
         return detail
 
+    async def _sabotage(self) -> dict[str, Any]:
+        """Self-test of the harness, never in a real plan: really lose tasks (SIGKILL every deliverer, then
+        delete what waits on the deliveries topic) and check that the count says so."""
+        from aiokafka import AIOKafkaConsumer
+        from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+
+        assert self.stack is not None and self.infra is not None
+        for svc in self.stack.deliverers:
+            svc.kill()
+        await asyncio.sleep(3)
+        consumer = AIOKafkaConsumer(
+            self.topics.deliveries, bootstrap_servers=self.infra.bootstrap, group_id=None
+        )
+        await consumer.start()
+        try:
+            while not consumer.assignment():
+                await consumer.getmany(timeout_ms=200)
+            ends = await consumer.end_offsets(list(consumer.assignment()))
+        finally:
+            await consumer.stop()
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.infra.bootstrap)
+        await admin.start()
+        try:
+            await admin.delete_records({tp: RecordsToDelete(end) for tp, end in ends.items()})
+        finally:
+            await admin.close()
+        await self.stack.wait_ready(60, self.stack.deliverers)
+        return {"deleted_up_to": sum(ends.values())}
+
     async def _fail_receivers(self, kill: Service | None = None) -> dict[str, Any]:
         """Some integrators answer 500 for a while; with `kill`, that process is SIGKILLed half-way (while
         refused tasks wait on the retry topics)."""
@@ -391,6 +420,8 @@ class ChaosRun:
                 pct = round(self.cfg.receivers_fail_fraction * 100)
                 label = f"{pct}% of receivers answer 500 for {self.cfg.receivers_fail_s:.0f}s"
                 inject = self._fail_receivers
+            elif name == "sabotage":
+                label, inject = "SELF-TEST: delivery tasks deleted from Kafka", self._sabotage
             elif name == "receivers+deliverer":
                 svc = self.stack.deliverers[kills["deliverer"] % len(self.stack.deliverers)]
                 kills["deliverer"] += 1
