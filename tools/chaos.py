@@ -24,8 +24,10 @@ import argparse
 import asyncio
 import json
 import logging
+import signal
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,23 @@ def write_report() -> None:
     say(f"report: {REPORT.relative_to(ROOT)}")
 
 
+def run(coro: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    """asyncio.run, with SIGTERM (e.g. a CI timeout) cancelling the run like Ctrl-C does, so that the
+    private servers and the services are stopped on the way out."""
+
+    async def guarded() -> dict[str, Any]:
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        return await coro
+
+    try:
+        return asyncio.run(guarded())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        say("interrupted: services and private servers stopped")
+        raise SystemExit(130) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -101,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             kafka_down_s=args.kafka_down,
             progress=say,
         )
-        result = asyncio.run(run_chaos(cfg))
+        result = run(run_chaos(cfg))
         problems = chaos_verdict(result)
         result["verdict"] = problems or ["ok"]
         ok &= not problems
@@ -112,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
             say(f"results: {save('chaos', result).relative_to(ROOT)}")
     if args.what in ("soak", "all"):
         scfg = SoakConfig(bad=args.bad, valid=args.valid, rate=args.soak_rate, progress=say)
-        result = asyncio.run(run_soak(scfg))
+        result = run(run_soak(scfg))
         problems = soak_verdict(result)
         result["verdict"] = problems or ["ok"]
         ok &= not problems

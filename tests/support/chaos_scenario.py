@@ -123,6 +123,7 @@ class ChaosRun:
         self.load_done = asyncio.Event()
         self.checks: dict[str, Any] = {}
         self.timeline: list[tuple[float, str]] = []
+        self._load_task: asyncio.Task[None] | None = None
 
     def note(self, msg: str) -> None:
         self.timeline.append((time.time(), msg))
@@ -439,9 +440,9 @@ class ChaosRun:
         t0 = time.time()
         try:
             await self.setup()
-            load = asyncio.create_task(self._load())
+            self._load_task = asyncio.create_task(self._load())
             await self._faults()
-            await load
+            await self._load_task
             assert self.producer is not None
             await self.producer.flush()
             self.note("draining: waiting for every accepted event to be delivered")
@@ -518,6 +519,10 @@ class ChaosRun:
         return found
 
     async def teardown(self) -> None:
+        if self._load_task is not None and not self._load_task.done():
+            self._load_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._load_task
         with contextlib.suppress(Exception):
             if self.producer is not None:
                 await asyncio.wait_for(self.producer.stop(), 30)

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import sys
@@ -168,10 +169,13 @@ class PrivateInfra:
     def rss(self) -> dict[str, int | None]:
         return {n: (rss_bytes(p) if (p := self.pid(n)) else None) for n in ("kafka", "ferretdb")}
 
-    async def down(self) -> None:
+    async def down(self, *, keep_data: bool = False) -> None:
+        """Stop both servers; their data (hundreds of MB after a soak) goes too unless `keep_data`."""
         await _run([PY, str(ROOT / "tools" / "infra.py"), "down"], self.env(), 90)
         for name in ("ferretdb", "kafka"):  # belt and braces: never leave a private server behind
             await self.kill(name)
+        if not keep_data:
+            await asyncio.to_thread(shutil.rmtree, self.dir / "data", True)
 
 
 def _link_builds(directory: Path) -> None:
