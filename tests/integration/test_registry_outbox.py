@@ -30,6 +30,7 @@ from tests.support.kafka import read_topic
 from webhooks_common.topics import Topics
 
 make_settings = helpers.make_settings
+api = helpers.api
 
 
 @contextlib.asynccontextmanager
@@ -181,3 +182,44 @@ async def test_mongo_down_answers_503_quickly_and_readyz_says_so(
         assert status == 503
         status, ready, _ = await api.call("GET", "/readyz", token=None)
         assert status == 503 and ready["checks"]["mongodb"] is False
+
+
+async def test_rapid_changes_racing_the_publisher_all_reach_the_topic(
+    api: Api, servers: Servers, topics: Topics, mongo_db: AsyncDatabase[Any]
+) -> None:
+    """PATCHes land while the publisher marks earlier versions published.
+
+    FerretDB v1 writes whole documents back, so an unserialized `mark_published` could revert a change and
+    clear its pending flag: the change would never reach routing (an e2e "disable" once went unpublished).
+    """
+    hooks = [await api.create(name=f"hook {i}") for i in range(20)]
+    versions = {h["id"]: h["version"] for h in hooks}
+    enabled: dict[str, bool] = {}
+
+    async def toggle(hook_id: str, rounds: int) -> None:
+        for i in range(rounds):
+            status, body, _ = await api.call(
+                "PATCH",
+                api.path(f"/{hook_id}"),
+                json={"enabled": i % 2 == 1},
+                headers={"If-Match": str(versions[hook_id])},
+            )
+            assert status == 200, body
+            versions[hook_id], enabled[hook_id] = body["version"], body["enabled"]
+
+    await asyncio.gather(*(toggle(h, 6) for h in versions))
+
+    def all_final(records: list[Any]) -> bool:
+        seen = configs_by_id(records)
+        return all(
+            seen.get(h) and seen[h][-1] is not None and seen[h][-1].version == v  # type: ignore[union-attr]
+            for h, v in versions.items()
+        )
+
+    records = await read_topic(servers.kafka, topics.config, until=all_final, timeout=30)
+    published = configs_by_id(records)
+    for hook_id, version in versions.items():
+        last = published[hook_id][-1]
+        assert last is not None and (last.version, last.enabled) == (version, enabled[hook_id]), hook_id
+        doc = await mongo_db["webhooks"].find_one({"_id": hook_id})
+        assert doc is not None and (doc["version"], doc["enabled"]) == (version, enabled[hook_id])

@@ -102,9 +102,10 @@ class MongoStore:
     async def update_if_version(self, webhook_id: str, version: int, fields: Doc) -> Doc | None:
         """Atomic compare-and-set on `version`; the updated document, or None when it changed meanwhile."""
         query: dict[str, Any] = {"_id": webhook_id, "version": version, "deleted": False}
-        return await self.col.find_one_and_update(
-            query, {"$set": fields}, return_document=ReturnDocument.AFTER
-        )
+        async with self._locks.hold(webhook_id):
+            return await self.col.find_one_and_update(
+                query, {"$set": fields}, return_document=ReturnDocument.AFTER
+            )
 
     async def pending(self, limit: int) -> list[Doc]:
         cursor = self.col.find({"pending": True}).sort("updated_at", ASCENDING).limit(limit)
@@ -112,10 +113,13 @@ class MongoStore:
 
     async def mark_published(self, webhook_id: str, version: int) -> bool:
         # Conditional on the version we published: a change made meanwhile stays pending and goes out next.
-        res = await self.col.update_one(
-            {"_id": webhook_id, "version": version},
-            {"$set": {"pending": False, "published_version": version}},
-        )
+        # Under the document's lock too: FerretDB v1 writes the whole document back, so an unlocked mark
+        # racing an API change could revert that change and clear its `pending` flag (seen in e2e).
+        async with self._locks.hold(webhook_id):
+            res = await self.col.update_one(
+                {"_id": webhook_id, "version": version},
+                {"$set": {"pending": False, "published_version": version}},
+            )
         return res.modified_count == 1
 
     async def remove_deleted(self, webhook_id: str, version: int) -> bool:
