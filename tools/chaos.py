@@ -87,6 +87,17 @@ def run(coro: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
         raise SystemExit(130) from None
 
 
+def code_version() -> dict[str, Any]:
+    """Which code ran: HEAD, and the service files that differed from it (others commit concurrently)."""
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.rstrip()
+
+    dirty = git("status", "--porcelain", "--", "services", "libs")
+    return {"head": git("rev-parse", "--short", "HEAD"), "uncommitted": dirty.splitlines()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -121,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
             progress=say,
         )
         result = run(run_chaos(cfg))
+        result["code"] = code_version()
         problems = chaos_verdict(result)
         result["verdict"] = problems or ["ok"]
         ok &= not problems
@@ -132,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.what in ("soak", "all"):
         scfg = SoakConfig(bad=args.bad, valid=args.valid, rate=args.soak_rate, progress=say)
         result = run(run_soak(scfg))
+        result["code"] = code_version()
         problems = soak_verdict(result)
         result["verdict"] = problems or ["ok"]
         ok &= not problems

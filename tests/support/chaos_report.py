@@ -108,6 +108,7 @@ def render_chaos(r: dict[str, Any]) -> list[str]:
         _row(["process restarts (ours: kills)", ", ".join(f"{k} {v}" for k, v in r["restarts"].items())]),
         _row(["exits nobody caused (needed a hand)", r["unplanned_exits"] or "none"]),
         _row(["verdict", "; ".join(verdict) or "-"]),
+        _row(["code", _code(r)]),
         "",
         "A fault has recovered when no accepted event older than "
         f"{c['lag_ok_s']} s is undelivered and every service",
@@ -139,6 +140,14 @@ def render_chaos(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _code(r: dict[str, Any]) -> str:
+    code = r.get("code") or {}
+    dirty = code.get("uncommitted") or []
+    return f"{code.get('head', '?')}" + (
+        f" + uncommitted: {', '.join(d[3:] for d in dirty)}" if dirty else ""
+    )
+
+
 def _notes(d: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in d.items()).replace("|", "/")
 
@@ -165,6 +174,7 @@ def render_soak(r: dict[str, Any]) -> list[str]:
         _row(["on webhooks.invalid but not sent as malformed", r["unexpected_invalid"]]),
         _row(["service restarts", r["restarts"] or "none"]),
         _row(["verdict", "; ".join(r.get("verdict", [])) or "-"]),
+        _row(["code", _code(r)]),
         "",
         "| kind sent | count | | reason on webhooks.invalid | count |",
         "|---|---|---|---|---|",
