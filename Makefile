@@ -10,10 +10,14 @@ PY := $(UV) run --frozen python
         run registry router deliverer receiver topics bench chaos clean
 
 help:
-	@echo "make run          start the whole system (installs what is missing)"
+	@echo "make run          start the whole system (installs what is missing); Ctrl-C stops it"
 	@echo "make test         lint, type checks and every test tier against real servers"
 	@echo "make infra-up     start local Kafka + FerretDB (idempotent); make infra-down stops them"
-	@echo "make bench        benchmarks (writes bench/RESULTS.md)"
+	@echo "make registry | router | deliverer   one more instance of a service in the foreground"
+	@echo "make receiver     sample receiver that prints and verifies webhooks (RECEIVER_SECRET=whsec_...)"
+	@echo "make topics       create every topic (idempotent)"
+	@echo "make bench        benchmarks (writes bench/RESULTS.md, under 10 minutes)"
+	@echo "make chaos        fault-tolerance run (writes bench/CHAOS.md); make soak: bad-input soak only"
 
 $(CURDIR)/.tools/bin/uv:
 	@echo "[make] installing uv from PyPI into .tools/"

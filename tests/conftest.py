@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -14,7 +15,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.servers import Servers, select_servers
-from webhooks_common.kafka import ensure_topics
+from webhooks_common.kafka import delete_topics, ensure_topics
 from webhooks_common.topics import Topics, topic_specs
 
 
@@ -30,11 +31,33 @@ def uid() -> str:
 
 
 @pytest.fixture
-async def topics(servers: Servers, uid: str) -> Topics:
-    """A fresh set of every system topic, prefixed for this test alone."""
+async def topics(servers: Servers, uid: str) -> AsyncIterator[Topics]:
+    """A fresh set of every system topic, prefixed for this test alone; deleted afterwards.
+
+    Deleting matters: every test makes ~45 partitions, and a single broker kept every one of them from
+    every run (a 512 MB heap ran out at ~15k partitions).
+    """
     t = Topics(prefix=f"t{uid}.")
-    await ensure_topics(servers.kafka, topic_specs(t, input_partitions=3, delivery_partitions=4))
-    return t
+    specs = topic_specs(t, input_partitions=3, delivery_partitions=4)
+    await ensure_topics(servers.kafka, specs)
+    yield t
+    try:
+        # Also topics a service made under the prefix (faust's changelog/repartition topics, for one).
+        admin_names = await _topics_with_prefix(servers.kafka, t.prefix)
+        await delete_topics(servers.kafka, sorted(admin_names | {s.name for s in specs}))
+    except Exception as exc:  # clean-up only: never fail a test on it
+        logging.getLogger(__name__).warning("could not delete test topics %s*: %r", t.prefix, exc)
+
+
+async def _topics_with_prefix(bootstrap: str, prefix: str) -> set[str]:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        return {n for n in await admin.list_topics() if n.startswith(prefix)}
+    finally:
+        await admin.close()
 
 
 @pytest.fixture

@@ -193,7 +193,14 @@ def build_kafka() -> None:
     tmp = KAFKA_LIBS.with_suffix(".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     subprocess.run(
-        ["mvn", "-q", "-B", "dependency:copy-dependencies", f"-DoutputDirectory={tmp}"],
+        [
+            "mvn",
+            "-q",
+            "-B",
+            "-Dstyle.color=never",
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={tmp}",
+        ],
         cwd=KAFKA_SRC,
         check=True,
     )
@@ -276,7 +283,9 @@ def start_kafka(bootstrap: str) -> None:
             check=True,
             capture_output=True,
         )
-    heap = os.environ.get("KAFKA_HEAP", "512m")
+    # Every test creates its own topics (~45 partitions), so a test run leaves thousands of partitions behind
+    # until the fixtures delete them; 512m ran out of heap at ~15k partitions. 1g leaves room.
+    heap = os.environ.get("KAFKA_HEAP", "1g")
     pid = spawn(
         "kafka",
         [
@@ -305,7 +314,7 @@ def build_ferretdb() -> None:
         return
     if not shutil.which("go"):
         sys.exit("[infra] Go 1.22+ is needed to build FerretDB; install it (apt-get install golang)")
-    say("building FerretDB v1.24.2 (first time only, about a minute)")
+    say("building FerretDB v1.24.2 (first time only: one to three minutes)")
     FERRET_BIN.parent.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, CGO_ENABLED="0", GOFLAGS="-mod=mod")
     subprocess.run(

@@ -183,12 +183,9 @@ def test_ports_keep_the_setting_else_the_default_else_auto() -> None:
     assert run.port_choice(None, 9100, False, "0") == ("0", "9100 is busy")
 
 
-def test_derived_settings_follow_topics_and_prefix_unless_set() -> None:
+def test_derived_settings_follow_topics_unless_set() -> None:
     assert run.derived_env({"TOPICS_INPUT_PARTITIONS": "3"}) == {"ROUTER_INPUT_PARTITIONS": "3"}
-    out = run.derived_env(
-        {"KAFKA_TOPIC_PREFIX": "dev.", "DELIVERER_GROUP_ID": "mine", "ROUTER_INPUT_PARTITIONS": "6"}
-    )
-    assert out == {"REGISTRY_COMMANDS_GROUP": "dev.registry-commands"}
+    assert run.derived_env({"ROUTER_INPUT_PARTITIONS": "6", "KAFKA_TOPIC_PREFIX": "dev."}) == {}
 
 
 def test_banner_tells_another_terminal_the_settings_it_needs() -> None:

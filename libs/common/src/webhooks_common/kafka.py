@@ -51,6 +51,19 @@ async def ensure_topics(bootstrap: str, specs: list[TopicSpec], *, timeout: floa
         await admin.close()
 
 
+async def delete_topics(bootstrap: str, names: list[str], *, timeout: float = 30.0) -> None:
+    """Delete topics that exist among `names` (test clean-up and tools); missing ones are ignored."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        doomed = [n for n in names if n in existing]
+        if doomed:
+            await asyncio.wait_for(admin.delete_topics(doomed, timeout_ms=int(timeout * 1000)), timeout)
+    finally:
+        await admin.close()
+
+
 async def _wait_visible(admin: AIOKafkaAdminClient, names: set[str], timeout: float) -> None:
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout

@@ -62,6 +62,10 @@ class CommonSettings(BaseSettings):
             validate_key(self.secrets_key)
         return self
 
+    def consumer_group(self, name: str) -> str:
+        """A consumer group name carrying the topic prefix, so environments sharing a Kafka stay apart."""
+        return f"{self.topic_prefix}{name}"
+
     def require_secrets_key(self) -> str:
         if not self.secrets_key:
             raise ValueError(

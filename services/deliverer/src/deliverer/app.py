@@ -74,7 +74,9 @@ class Deliverer:
         self._run_task = asyncio.create_task(self._consumer.run(), name="deliverer-loop")
         self._run_task.add_done_callback(self._loop_ended)
         self._started = True
-        log.info("deliverer started (group %s, metrics on :%s)", s.group_id, self.metrics_port)
+        log.info(
+            "deliverer started (group %s, metrics on :%s)", s.consumer_group(s.group_id), self.metrics_port
+        )
 
     def _loop_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:

@@ -56,7 +56,7 @@ class DeliveryConsumer:
         self._tier_of = {topics.retry(name): secs for name, secs in tiers}
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
-            group_id=settings.group_id,
+            group_id=settings.consumer_group(settings.group_id),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=settings.max_poll_records,

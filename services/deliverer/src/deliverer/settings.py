@@ -25,7 +25,10 @@ def parse_schedule(raw: str) -> tuple[float, ...]:
 class DelivererSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="DELIVERER_", env_file=".env", extra="ignore")
 
-    group_id: str = Field("webhooks-deliverer", description="Kafka consumer group shared by all deliverers.")
+    group_id: str = Field(
+        "webhooks-deliverer",
+        description="Kafka consumer group shared by all deliverers (KAFKA_TOPIC_PREFIX is prepended).",
+    )
     timeout_s: float = Field(15.0, gt=0, description="Per-attempt HTTP timeout in seconds.")
     retry_schedule: str = Field(
         DEFAULT_SCHEDULE,

@@ -33,6 +33,8 @@ from webhooks_common.topics import Topics
 
 log = logging.getLogger(__name__)
 
+SHUTDOWN_TIMEOUT_S = 10.0
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -136,15 +138,20 @@ class Runtime:
                 self.service,
                 self.settings.kafka_bootstrap_servers,
                 self.topics.commands,
-                self.settings.commands_group,
+                self.settings.consumer_group(self.settings.commands_group),
             )
             self._tasks.append(asyncio.create_task(consumer.run(), name="registry-commands"))
         yield
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        # Bounded: a Kafka client cancelled half-way through joining its group can take long to stop, and
+        # shutdown must not hang on it (what it had not committed is consumed again by the next registry).
+        done, pending = await asyncio.wait(self._tasks, timeout=SHUTDOWN_TIMEOUT_S)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.warning("background task failed at shutdown", extra={"task": task.get_name()})
+        if pending:
+            log.warning("background tasks still stopping at shutdown", extra={"tasks": len(pending)})
         await self.publisher.close()
         await self.store.close()
 

@@ -4,6 +4,7 @@ applies each through the same service path as the API; the offset is committed o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
 
@@ -71,7 +72,9 @@ class CommandConsumer:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
             finally:
-                await consumer.stop()
+                # Bounded: stopping a consumer that was cancelled while joining its group can hang.
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(consumer.stop(), 10)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         while True:

@@ -47,7 +47,10 @@ class RegistrySettings(CommonSettings):
     commands_enabled: bool = Field(
         True, description="Consume the commands topic (disable requests from the deliverer)."
     )
-    commands_group: str = Field("registry-commands", description="Consumer group for the commands topic.")
+    commands_group: str = Field(
+        "registry-commands",
+        description="Consumer group for the commands topic (KAFKA_TOPIC_PREFIX is prepended).",
+    )
     jwt_secret: str | None = Field(
         None,
         validation_alias=AliasChoices("AUTH_JWT_SECRET", "jwt_secret"),

@@ -57,7 +57,7 @@ class RouterSettings(CommonSettings):
     )
 
     def group_id(self) -> str:
-        return f"{self.topic_prefix}{self.app_id}"
+        return self.consumer_group(self.app_id)
 
     def data_dir(self) -> Path:
         return self.datadir or Path(tempfile.gettempdir()) / f"{self.group_id()}-{self.web_port}"
