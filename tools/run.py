@@ -65,17 +65,11 @@ def port_choice(wanted: str | None, default: int, is_free: bool, auto: str) -> t
 
 
 def derived_env(env: Mapping[str, str]) -> dict[str, str]:
-    """Settings that follow from others unless set: the router's partition count follows the topics', and
-    consumer groups get the topic prefix so that two environments can share one Kafka."""
+    """Settings that follow from others unless set: the router's partition count follows the topics'.
+    (Consumer groups take KAFKA_TOPIC_PREFIX in the services themselves.)"""
     out: dict[str, str] = {}
     if "ROUTER_INPUT_PARTITIONS" not in env:
         out["ROUTER_INPUT_PARTITIONS"] = env.get("TOPICS_INPUT_PARTITIONS", "6")
-    prefix = env.get("KAFKA_TOPIC_PREFIX", "")
-    if prefix:
-        if "DELIVERER_GROUP_ID" not in env:
-            out["DELIVERER_GROUP_ID"] = f"{prefix}webhooks-deliverer"
-        if "REGISTRY_COMMANDS_GROUP" not in env:
-            out["REGISTRY_COMMANDS_GROUP"] = f"{prefix}registry-commands"
     return out
 
 
