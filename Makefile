@@ -60,7 +60,7 @@ test-e2e: infra-up
 test: lint typecheck infra-up
 	$(UV) run --frozen pytest tests -q -ra -p no:cacheprovider --durations=15
 
-# The development profile (see tools/run.py and docs/walkthrough.md); a variable set in the environment wins.
+# The development profile (see tools/run.py and README.md); a variable set in the environment wins.
 run: sync
 	$(PY) tools/run.py
 

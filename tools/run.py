@@ -337,7 +337,7 @@ def banner(env: Mapping[str, str], elapsed: float) -> str:
         """"enabled":true,"eventList":["booking.created"],"eventUrl":"http://127.0.0.1:9000/hooks"}'""",
         f"  {whctl} send booking.create --entity cool-account     # a sample event; see it at the receiver",
         f"  {whctl} tail                                          # the delivery log",
-        "Walkthrough: docs/walkthrough.md. Ctrl-C here stops everything.",
+        "Walkthrough: README.md. Ctrl-C here stops everything.",
     ]
     return "\n".join(lines)
 
