@@ -95,7 +95,6 @@ class Stack:
         for i in range(self.n_deliverers):
             deliverer_env = {
                 **env,
-                "DELIVERER_GROUP_ID": f"{self.topics.prefix}deliverer",
                 "DELIVERER_METRICS_PORT": "0",
                 "DELIVERER_METRICS_HOST": "127.0.0.1",
                 # shorter wait for attempts in flight at stop (requests held by dead URLs): bench time only
