@@ -384,9 +384,8 @@ class Stack:
             "LOG_FORMAT": "text",
             "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
-            # groups carry the prefix so that runs sharing a Kafka never share a group
-            "DELIVERER_GROUP_ID": f"{prefix}webhooks-deliverer",
-            "REGISTRY_COMMANDS_GROUP": f"{prefix}registry-commands",
+            # (consumer groups: the services prepend KAFKA_TOPIC_PREFIX themselves, so runs sharing a Kafka
+            # never share a group)
             "ROUTER_INPUT_PARTITIONS": str(input_partitions),
             "DELIVERER_METRICS_PORT": "0",
             "DELIVERER_METRICS_HOST": "127.0.0.1",
