@@ -152,10 +152,10 @@ async def main() -> None:
             "## Registry",
             "",
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()}, "
-            f"{os.cpu_count()} cores, Python {platform.python_version()}, load average {load[0]:.1f} at the end; "
-            "one `python -m registry` on the local FerretDB (SQLite) and Kafka, "
-            f"{args.clients} concurrent keep-alive clients on loopback, outbox publisher running (every create "
-            "is also published to the config topic). `bench/registry_bench.py`.",
+            f"{os.cpu_count()} cores, Python {platform.python_version()}, "
+            f"load average {load[0]:.1f} at the end; one `python -m registry` on the local FerretDB (SQLite) "
+            f"and Kafka, {args.clients} concurrent keep-alive clients on loopback, outbox publisher running "
+            "(every create is also published to the config topic). `bench/registry_bench.py`.",
             "",
             "| operation | requests | requests/s | p50 ms | p95 ms | p99 ms | errors | registry CPU ms/req |",
             "|---|---|---|---|---|---|---|---|",
