@@ -115,7 +115,7 @@ def soak_result(**over: Any) -> dict[str, Any]:
 
 def test_soak_fails_on_a_missing_invalid_record_a_restart_or_growing_memory() -> None:
     assert soak_verdict(soak_result()) == []
-    assert "| router0 | 80.0 | 82.0 | 81.0 | 1.0 |" in render(None, soak_result())
+    assert "| router0 | 80.0 | - | - | 82.0 | 81.0 | 1.0 |" in render(None, soak_result())
     assert soak_verdict(soak_result(bad_missing=1, bad_seen=99))
     assert soak_verdict(soak_result(valid_lost=1))
     assert soak_verdict(soak_result(restarts={"router1": 1}))

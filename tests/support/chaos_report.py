@@ -187,10 +187,11 @@ def render_soak(r: dict[str, Any]) -> list[str]:
         lines.append(_row([k[0], k[1], "", why[0], why[1]]))
     lines += [
         "",
-        "| process | RSS at 25% MB | peak MB | end MB | growth MB |",
-        "|---|---|---|---|---|",
+        "| process | RSS at 25% MB | at 50% | at 75% | peak | end | growth 25% -> end MB |",
+        "|---|---|---|---|---|---|---|",
     ]
     for name, m in sorted(r["rss"].items()):
-        lines.append(_row([name, m.get("q1_mb"), m.get("peak_mb"), m.get("end_mb"), m.get("growth_mb")]))
+        cells = [m.get(k, "-") for k in ("q1_mb", "q2_mb", "q3_mb", "peak_mb", "end_mb", "growth_mb")]
+        lines.append(_row([name, *cells]))
     lines.append("")
     return lines

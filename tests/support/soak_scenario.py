@@ -349,16 +349,21 @@ class SoakRun:
 
 
 def _rss_summary(samples: list[tuple[int, int]], total: int) -> dict[str, Any]:
-    """RSS when a quarter of the records were written (after warm-up), peak, at the end, and the growth."""
+    """RSS when a quarter, half, three quarters of the records were written, peak, at the end, and the
+    growth from the first quarter (after warm-up) to the end."""
     if not samples:
         return {}
-    q1 = next((rss for sent, rss in samples if sent >= total / 4), samples[0][1])
-    end = samples[-1][1]
-    peak = max(rss for _, rss in samples)
+
+    def at(fraction: float) -> int:
+        return next((rss for sent, rss in samples if sent >= total * fraction), samples[-1][1])
+
+    q1, end = at(0.25), samples[-1][1]
     return {
         "samples": len(samples),
         "q1_mb": round(q1 / MB, 1),
-        "peak_mb": round(peak / MB, 1),
+        "q2_mb": round(at(0.5) / MB, 1),
+        "q3_mb": round(at(0.75) / MB, 1),
+        "peak_mb": round(max(rss for _, rss in samples) / MB, 1),
         "end_mb": round(end / MB, 1),
         "growth_mb": round((end - q1) / MB, 1),
     }
