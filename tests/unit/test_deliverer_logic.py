@@ -321,3 +321,60 @@ async def test_lanes_limit_per_url_and_globally_and_overflow() -> None:
         await asyncio.sleep(0)
     await lanes.wait_idle(1)
     assert len(started) == 6
+
+
+# --- lanes: dead URLs must not starve healthy ones ---------------------------------------------------
+
+
+async def test_a_freed_slot_goes_to_a_waiting_lane_before_its_own() -> None:
+    from deliverer.lanes import Lanes
+
+    started: list[str] = []
+    gates: dict[str, asyncio.Event] = {}
+
+    async def run(job: str) -> None:
+        started.append(job)
+        gates[job] = asyncio.Event()
+        await gates[job].wait()
+
+    lanes: Lanes[str] = Lanes(run, per_url=2, max_in_flight=2, queue_limit=100)
+    for i in range(4):
+        lanes.offer("http://slow", f"slow{i}")
+    lanes.offer("http://healthy", "healthy0")
+    await asyncio.sleep(0)
+    assert started == ["slow0", "slow1"]  # every global slot taken by one URL
+    gates["slow0"].set()
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert started[2] == "healthy0"  # the waiting lane got the freed slot, not slow2
+    for g in list(gates.values()):
+        g.set()
+    await lanes.wait_idle(1)
+
+
+async def test_a_url_that_stops_answering_gets_one_attempt_and_a_short_queue() -> None:
+    from deliverer.lanes import Lanes
+
+    running: dict[str, int] = {"http://dead": 0}
+    peak = 0
+    release = asyncio.Event()
+
+    async def run(job: str) -> None:
+        nonlocal peak
+        running["http://dead"] += 1
+        peak = max(peak, running["http://dead"])
+        await release.wait()
+        running["http://dead"] -= 1
+
+    lanes: Lanes[str] = Lanes(run, per_url=8, max_in_flight=256, queue_limit=500, degraded_queue_limit=3)
+    lanes.mark("http://dead", answered=False)
+    accepted = [lanes.offer("http://dead", f"j{i}") for i in range(10)]
+    await asyncio.sleep(0)
+    assert peak == 1
+    assert (
+        accepted.count(True) == 4
+    )  # one in flight + three queued; the rest is refused (parked by the caller)
+    lanes.mark("http://dead", answered=True)
+    assert not lanes.is_degraded("http://dead")
+    release.set()
+    await lanes.wait_idle(1)

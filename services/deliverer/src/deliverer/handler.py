@@ -96,6 +96,7 @@ class Pipeline:
             per_url=settings.per_url_concurrency,
             max_in_flight=settings.max_in_flight,
             queue_limit=settings.per_url_queue_limit,
+            degraded_queue_limit=settings.degraded_queue_limit,
         )
         self.pending = 0
         self._capacity = asyncio.Event()
@@ -160,6 +161,7 @@ class Pipeline:
         finally:
             self._m.in_flight.dec()
         self._m.latency.observe(res.duration_s)
+        self.lanes.mark(url, answered=res.status is not None)
         outcome = classify(res.status, res.error)
         at_ms = int(time.time() * 1000)
         throttled = outcome is Outcome.THROTTLED

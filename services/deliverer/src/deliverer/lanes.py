@@ -1,6 +1,11 @@
 """Per-URL lanes: one queue per target URL, a per-URL concurrency limit and a global in-flight cap.
 
-A slow URL fills only its own lane; other URLs keep their slots, so nothing waits behind it.
+A slow URL fills only its own lane; other URLs keep their slots, so nothing waits behind it. Two more rules
+keep many dead URLs from starving the healthy ones (both seen in the isolation benchmark):
+- a URL whose last attempt got no response (timeout, connection error) is *degraded*: one attempt in flight
+  and a short queue (the rest is parked on a retry topic by the caller) until it answers again, so dead URLs
+  cannot take every global slot or push the process over its pending cap;
+- a freed global slot goes first to the lanes that have been waiting for one, then back to its own lane.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 J = TypeVar("J")
+
+MAX_DEGRADED_REMEMBERED = 10_000
 
 
 class _Lane(Generic[J]):
@@ -30,11 +37,14 @@ class Lanes(Generic[J]):
         per_url: int,
         max_in_flight: int,
         queue_limit: int,
+        degraded_queue_limit: int = 20,
     ) -> None:
         self._run = run
         self._per_url = per_url
         self._max = max_in_flight
         self._queue_limit = queue_limit
+        self._degraded_queue_limit = min(degraded_queue_limit, queue_limit)
+        self._degraded: dict[str, None] = {}  # insertion-ordered: the oldest is forgotten first
         self._lanes: dict[str, _Lane[J]] = {}
         self._starved: deque[str] = deque()  # lanes with work that found no global slot
         self._tasks: set[asyncio.Task[None]] = set()
@@ -45,17 +55,32 @@ class Lanes(Generic[J]):
         lane = self._lanes.get(url)
         if lane is None:
             lane = self._lanes[url] = _Lane()
-        if len(lane.queue) >= self._queue_limit:
+        limit = self._degraded_queue_limit if url in self._degraded else self._queue_limit
+        if len(lane.queue) >= limit:
             return False
         lane.queue.append(job)
         self._pump(url, lane)
         return True
 
+    def mark(self, url: str, *, answered: bool) -> None:
+        """Record whether `url` answered its last attempt (any HTTP status) or not (timeout, refused)."""
+        if answered:
+            self._degraded.pop(url, None)
+            return
+        self._degraded.pop(url, None)
+        self._degraded[url] = None
+        if len(self._degraded) > MAX_DEGRADED_REMEMBERED:
+            del self._degraded[next(iter(self._degraded))]
+
+    def is_degraded(self, url: str) -> bool:
+        return url in self._degraded
+
     def queued(self) -> int:
         return sum(len(lane.queue) for lane in self._lanes.values())
 
     def _pump(self, url: str, lane: _Lane[J]) -> None:
-        while lane.queue and lane.active < self._per_url:
+        per_url = 1 if url in self._degraded else self._per_url
+        while lane.queue and lane.active < per_url:
             if self.in_flight >= self._max:
                 if not lane.waiting:
                     lane.waiting = True
@@ -74,13 +99,14 @@ class Lanes(Generic[J]):
         finally:
             lane.active -= 1
             self.in_flight -= 1
-            self._pump(url, lane)
+            # Lanes that found no slot go first; this lane queues behind them if the slots run out again.
             while self._starved and self.in_flight < self._max:
                 s_url = self._starved.popleft()
                 s_lane = self._lanes.get(s_url)
                 if s_lane is not None:
                     s_lane.waiting = False
                     self._pump(s_url, s_lane)
+            self._pump(url, lane)
             if lane.active == 0 and not lane.queue and not lane.waiting:
                 self._lanes.pop(url, None)  # keep memory proportional to busy URLs only
 

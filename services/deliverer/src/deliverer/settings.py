@@ -47,6 +47,12 @@ class DelivererSettings(CommonSettings):
         description="Tasks queued for one URL; beyond it new tasks for that URL are parked on a retry "
         "topic (no attempt used) so a slow URL cannot take all the memory or stall its partitions.",
     )
+    degraded_queue_limit: int = Field(
+        20,
+        ge=1,
+        description="Tasks queued for a URL whose last attempt got no response (timeout, connection error); "
+        "such a URL also gets one attempt in flight, so dead URLs cannot starve the others.",
+    )
     overflow_delay_s: float = Field(5.0, ge=0, description="How long a task parked by queue overflow waits.")
     unknown_webhook_grace_s: float = Field(
         120.0,
