@@ -106,7 +106,7 @@ def build_app(settings: RouterSettings) -> faust.App:
     async def route(stream: StreamT[bytes]) -> None:
         producer = make_producer(settings.kafka_bootstrap_servers, client_id=f"{settings.group_id()}-tasks")
         await producer.start()
-        router = Router(settings, topics, index, KafkaSink(producer))
+        router = Router(settings, topics, index, KafkaSink(producer, frozenset({topics.deliveries})))
         try:
             # Readiness: routing with a partial index would silently drop tasks for webhooks not read yet.
             await feed.ready.wait()

@@ -26,10 +26,12 @@ class RecordSink(Protocol):
 class KafkaSink:
     """An idempotent acks=all producer of our own: faust's producer reports failed sends only in logs."""
 
-    def __init__(self, producer: AIOKafkaProducer) -> None:
+    def __init__(self, producer: AIOKafkaProducer, memo_topics: frozenset[str] = frozenset()) -> None:
         self._producer = producer
         # (topic, partition count, key) -> partition. aiokafka hashes every key with a pure-Python murmur2,
-        # which costs more than the rest of a task; URLs repeat, so the answer is remembered.
+        # which costs more than the rest of a task; URLs repeat, so the answer is remembered. Only for
+        # `memo_topics` (deliveries): invalid-record keys are unique, remembering them only grows memory.
+        self._memo_topics = memo_topics
         self._partition_memo: dict[tuple[str, int, bytes], int] = {}
 
     async def write_all(self, records: list[Outgoing]) -> None:
@@ -59,7 +61,9 @@ class KafkaSink:
             await asyncio.gather(*futures)
 
     def _partition(self, record: Outgoing) -> int | None:
-        """The partition aiokafka's partitioner picks for the key (None: no metadata yet, let it pick)."""
+        """The partition aiokafka's partitioner picks for the key (None: let aiokafka pick it itself)."""
+        if record.topic not in self._memo_topics:
+            return None
         partitions = self._producer.client.cluster.partitions_for_topic(record.topic)
         if not partitions:
             return None
