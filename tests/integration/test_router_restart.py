@@ -9,28 +9,16 @@ import orjson
 
 from tests.conftest import eventually
 from tests.servers import Servers
+from tests.support.factories import webhook_config as config
 from tests.support.kafka import produce
 from tests.support.router_proc import RouterWorker, TopicCollector
 from webhooks_common.kafka import make_producer
-from webhooks_common.models import DeliveryTask, WebhookConfig, utcnow
+from webhooks_common.models import DeliveryTask
 from webhooks_common.topics import Topics
 
 ENTITIES = [f"ent-{i}" for i in range(6)]
 HOOKS_PER_ENTITY = 3
 EVENTS = 6000
-
-
-def config(wid: str, entity: str) -> WebhookConfig:
-    return WebhookConfig(
-        id=wid,
-        entity_id=entity,
-        entity_name="E",
-        name=wid,
-        enabled=True,
-        event_url=f"http://127.0.0.1:9/{wid}",
-        version=1,
-        updated_at=utcnow(),
-    )
 
 
 async def test_sigkill_mid_stream_loses_nothing(servers: Servers, topics: Topics) -> None:

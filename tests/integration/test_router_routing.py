@@ -12,29 +12,14 @@ from aiokafka.partitioner import murmur2
 
 from tests.conftest import eventually
 from tests.servers import Servers
+from tests.support.factories import webhook_config as config
 from tests.support.kafka import produce
 from tests.support.router_proc import RouterWorker, TopicCollector
 from webhooks_common.kafka import make_producer
-from webhooks_common.models import DeliveryTask, InvalidEvent, WebhookConfig, utcnow
+from webhooks_common.models import DeliveryTask, InvalidEvent
 from webhooks_common.topics import Topics
 
 E1, E2 = "ent-1", "ent-2"
-
-
-def config(wid: str, entity: str, events: list[str] | None = None, **kw: Any) -> WebhookConfig:
-    fields: dict[str, Any] = {
-        "id": wid,
-        "entity_id": entity,
-        "entity_name": "Entity",
-        "name": wid,
-        "enabled": True,
-        "event_url": f"http://127.0.0.1:9/{wid}",
-        "event_list": events or [],
-        "version": 1,
-        "updated_at": utcnow(),
-    }
-    fields.update(kw)
-    return WebhookConfig(**fields)
 
 
 def event(eid: str, etype: str, entity: str, **data: Any) -> bytes:
