@@ -162,7 +162,7 @@ class ChaosRun:
         async with self._api() as api:
             self.hooks = await api.create_hooks(self.entities, self.rx)
         self.note(f"{len(self.hooks)} webhooks created through the registry API")
-        await self._wait_routers_hold(len(self.hooks))
+        await self.stack.wait_routers_hold(len(self.hooks))
         self.producer = Producer(self.infra.bootstrap)
         await self.producer.start()
         self.checks["setup_s"] = round(time.monotonic() - t0, 1)
@@ -182,8 +182,8 @@ class ChaosRun:
 
     async def _one_event_to(self, hook: Hook) -> str:
         """Once every router holds the webhook, send it one event (counted with the others)."""
-        assert self.producer is not None
-        await self._wait_routers_hold(len(self.hooks) + len(self.extra))
+        assert self.producer is not None and self.stack is not None
+        await self.stack.wait_routers_hold(len(self.hooks) + len(self.extra))
         eid = new_id()
         rec = Sent(eid, f"{eid}:{hook.id}", time.time())
         self.producer.sent.append(rec)
@@ -192,28 +192,7 @@ class ChaosRun:
         )
         return rec.task_id
 
-    async def _wait_routers_hold(self, n: int, within: float = 60.0) -> None:
-        """Until every router's index holds `n` webhooks (published by the outbox, read from Kafka)."""
-        from tests.support.chaos_stack import http_get
-
-        assert self.stack is not None
-        deadline = time.monotonic() + within
-        import orjson
-
-        while time.monotonic() < deadline:
-            held = []
-            for r in self.stack.routers:
-                status, body = await asyncio.to_thread(
-                    http_get, f"http://127.0.0.1:{self.stack.router_port(r)}/readyz"
-                )
-                held.append(int(orjson.loads(body).get("webhooks", 0)) if status == 200 else 0)
-            if all(h >= n for h in held):
-                return
-            await asyncio.sleep(0.3)
-        raise AssertionError(f"routers hold {held} webhooks, not {n}, after {within}s")
-
     # --- load ---------------------------------------------------------------------------------------
-
     def _emit(self, i: int) -> None:
         assert self.producer is not None
         hook = self.hooks[i % len(self.hooks)]

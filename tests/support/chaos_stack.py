@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -440,6 +441,21 @@ class Stack:
 
     def router_port(self, router: Service) -> int:
         return int(router.env["ROUTER_WEB_PORT"])
+
+    async def wait_routers_hold(self, n: int, within: float = 60.0) -> None:
+        """Until every router's index holds `n` webhooks (published by the outbox, read from Kafka)."""
+        deadline = time.monotonic() + within
+        held: list[int] = []
+        while time.monotonic() < deadline:
+            held = []
+            for r in self.routers:
+                url = f"http://127.0.0.1:{self.router_port(r)}/readyz"
+                status, body = await asyncio.to_thread(http_get, url)
+                held.append(int(json.loads(body).get("webhooks", 0)) if status == 200 else 0)
+            if all(h >= n for h in held):
+                return
+            await asyncio.sleep(0.3)
+        raise AssertionError(f"routers hold {held} webhooks, not {n}, after {within}s")
 
     async def start(self, within: float = 90.0) -> None:
         for svc in self.services:

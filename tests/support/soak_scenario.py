@@ -219,27 +219,11 @@ class SoakRun:
         async with RegistryClient(self.stack.api, jwt_secret, self.entities) as api:
             hooks = await api.create_hooks(self.entities, self.rx)
         self.hook_ids = [h.id for h in hooks]
-        await self._wait_routers_hold(len(hooks))
+        await self.stack.wait_routers_hold(len(hooks))
         self.producer = Producer(kafka)
         await self.producer.start()
         self.say(f"soak: stack ready on {kafka}, {len(hooks)} webhooks")
         return kafka, mongo
-
-    async def _wait_routers_hold(self, n: int, within: float = 60.0) -> None:
-        from tests.support.chaos_stack import http_get
-
-        assert self.stack is not None
-        deadline = time.monotonic() + within
-        while time.monotonic() < deadline:
-            held = []
-            for r in self.stack.routers:
-                url = f"http://127.0.0.1:{self.stack.router_port(r)}/readyz"
-                status, body = await asyncio.to_thread(http_get, url)
-                held.append(int(orjson.loads(body).get("webhooks", 0)) if status == 200 else 0)
-            if all(h >= n for h in held):
-                return
-            await asyncio.sleep(0.3)
-        raise AssertionError(f"routers hold {held} webhooks, not {n}")
 
     def _emit(self, i: int) -> None:
         assert self.producer is not None
