@@ -15,7 +15,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.servers import Servers, select_servers
-from webhooks_common.kafka import delete_topics, ensure_topics
+from webhooks_common.kafka import admin_client, delete_topics, ensure_topics
 from webhooks_common.topics import Topics, topic_specs
 
 
@@ -50,14 +50,8 @@ async def topics(servers: Servers, uid: str) -> AsyncIterator[Topics]:
 
 
 async def _topics_with_prefix(bootstrap: str, prefix: str) -> set[str]:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with admin_client(bootstrap) as admin:
         return {n for n in await admin.list_topics() if n.startswith(prefix)}
-    finally:
-        await admin.close()
 
 
 @pytest.fixture

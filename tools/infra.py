@@ -70,28 +70,20 @@ async def kafka_round_trip(bootstrap: str, timeout: float) -> None:
     """Create the health topic if needed, produce one record with acks=all and consume it back."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    from webhooks_common.kafka import ensure_topics, make_producer
+    from webhooks_common.kafka import ensure_topics, make_producer, started
     from webhooks_common.topics import TopicSpec
 
     await ensure_topics(bootstrap, [TopicSpec(HEALTH_TOPIC, 1, {"retention.ms": "600000"})], timeout=timeout)
-    producer = make_producer(bootstrap, request_timeout_ms=int(timeout * 1000))
-    await producer.start()
-    try:
-        token = uuid.uuid4().hex.encode()
+    token = uuid.uuid4().hex.encode()
+    async with started(make_producer(bootstrap, request_timeout_ms=int(timeout * 1000))) as producer:
         md = await producer.send_and_wait(HEALTH_TOPIC, token)
-    finally:
-        await producer.stop()
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
+    async with started(AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)) as consumer:
         tp = TopicPartition(HEALTH_TOPIC, md.partition)
         consumer.assign([tp])
         consumer.seek(tp, md.offset)
         msg = await asyncio.wait_for(consumer.getone(), timeout)
         if msg.value != token:
             raise RuntimeError("kafka round trip returned another record")
-    finally:
-        await consumer.stop()
 
 
 async def kafka_answers(bootstrap: str, timeout: float = 5.0) -> bool:

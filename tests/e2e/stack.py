@@ -35,7 +35,7 @@ from tests.support.receiver import Received, Receiver
 from tests.support.router_proc import free_port
 from webhooks_cli.events import sample_event, topic_for
 from webhooks_cli.kafka_io import read_to_end
-from webhooks_common.kafka import make_producer
+from webhooks_common.kafka import make_producer, start_client, stop_client
 from webhooks_common.models import DeliveryTask
 from webhooks_common.topics import Topics
 
@@ -137,7 +137,7 @@ class Stack:
         except AssertionError as exc:
             raise AssertionError(f"{exc}\n{self.log_tail()}") from None
         self._producer = make_producer(self.kafka)
-        await self._producer.start()
+        await start_client(self._producer)
         self._http = aiohttp.ClientSession()
 
     def interrupt(self, timeout: float = 40) -> int:
@@ -158,7 +158,7 @@ class Stack:
 
     async def close(self) -> None:
         if self._producer is not None:
-            await self._producer.stop()
+            await stop_client(self._producer)
         if self._http is not None:
             await self._http.close()
         if self.proc is not None and self.proc.poll() is None:

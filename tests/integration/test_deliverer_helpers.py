@@ -18,7 +18,7 @@ from aiokafka import ConsumerRecord
 
 from deliverer.settings import DelivererSettings
 from tests.support.kafka import read_topic
-from webhooks_common.kafka import make_producer
+from webhooks_common.kafka import make_producer, started
 from webhooks_common.models import DeliveryTask, SigningSecret, WebhookConfig
 from webhooks_common.secrets import SecretBox, generate_secret
 from webhooks_common.topics import Topics
@@ -109,9 +109,7 @@ async def publish(
     tasks: list[DeliveryTask] = (),  # type: ignore[assignment]
     partition: int | None = None,
 ) -> None:
-    producer = make_producer(bootstrap)
-    await producer.start()
-    try:
+    async with started(make_producer(bootstrap)) as producer:
         futs = [await producer.send(topics.config, key=c.id.encode(), value=c.to_bytes()) for c in configs]
         futs += [
             await producer.send(
@@ -120,8 +118,6 @@ async def publish(
             for t in tasks
         ]
         await asyncio.gather(*futs)
-    finally:
-        await producer.stop()
 
 
 async def records(

@@ -21,7 +21,7 @@ from tests.servers import Servers
 from tests.support.factories import webhook_config as config
 from tests.support.kafka import produce
 from tests.support.router_proc import RouterWorker, TopicCollector
-from webhooks_common.kafka import make_producer
+from webhooks_common.kafka import make_producer, start_client, stop_client
 from webhooks_common.models import DeliveryTask, WebhookConfig, now_ms
 from webhooks_common.topics import Topics
 
@@ -97,7 +97,7 @@ async def test_config_changes_take_effect(
         Change("delete", None, [(E2, "payee.create", False)]),
     ]
     producer = make_producer(servers.kafka, linger_ms=0)
-    await producer.start()
+    await start_client(producer)
     report: list[str] = []
     try:
         async with TopicCollector(servers.kafka, topics.deliveries) as deliveries:
@@ -114,7 +114,7 @@ async def test_config_changes_take_effect(
                 await deliveries.catch_up()
                 report.append(_effect_report(change, changed_at, _tasks(deliveries)))
     finally:
-        await producer.stop()
+        await stop_client(producer)
     print("\nrouter config change -> effect (ms, from changed_at_ms; per partition, 10 ms probe ticks):")
     print("\n".join(report))
 

@@ -12,7 +12,7 @@ from tests.servers import Servers
 from tests.support.factories import webhook_config as config
 from tests.support.kafka import produce
 from tests.support.router_proc import RouterWorker, TopicCollector
-from webhooks_common.kafka import make_producer
+from webhooks_common.kafka import make_producer, started
 from webhooks_common.models import DeliveryTask
 from webhooks_common.topics import Topics
 
@@ -36,10 +36,8 @@ async def test_sigkill_mid_stream_loses_nothing(servers: Servers, topics: Topics
         await eventually(lambda: a.partitions() and b.partitions(), timeout=60, what="both workers assigned")
 
         expected: set[str] = set()
-        producer = make_producer(servers.kafka)
-        await producer.start()
         async with TopicCollector(servers.kafka, topics.deliveries) as deliveries:
-            try:
+            async with started(make_producer(servers.kafka)) as producer:
                 for i in range(EVENTS):
                     entity = ENTITIES[i % len(ENTITIES)]
                     eid = f"ev-{i}"
@@ -69,8 +67,6 @@ async def test_sigkill_mid_stream_loses_nothing(servers: Servers, topics: Topics
                         a.kill()
                         replacement = RouterWorker(servers.kafka, topics).start()
                 await producer.flush()
-            finally:
-                await producer.stop()
 
             def missing() -> set[str]:
                 return expected - {DeliveryTask.from_bytes(r.value).task_id for r in deliveries.records}

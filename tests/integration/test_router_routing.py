@@ -15,7 +15,7 @@ from tests.servers import Servers
 from tests.support.factories import webhook_config as config
 from tests.support.kafka import produce
 from tests.support.router_proc import RouterWorker, TopicCollector
-from webhooks_common.kafka import make_producer
+from webhooks_common.kafka import make_producer, start_client, stop_client
 from webhooks_common.models import DeliveryTask, InvalidEvent
 from webhooks_common.topics import Topics
 
@@ -82,7 +82,7 @@ async def test_routing_rules_two_workers(
         (event("k1", "booking.create", E1), E2.encode(), "key_mismatch"),
     ]
     producer = make_producer(servers.kafka)
-    await producer.start()
+    await start_client(producer)
     try:
         # Half written before the workers start, half after; each good event goes to every partition
         # explicitly (any producer's partitioner must work) under its own id suffix.
@@ -110,7 +110,7 @@ async def test_routing_rules_two_workers(
         for value, key, _reason in bad:
             await producer.send_and_wait(topics.wink_events, value, key=key, partition=0)
     finally:
-        await producer.stop()
+        await stop_client(producer)
 
     expected_hooks = {
         "b1": {"all", "exact", "wild", "alias", "stale"},

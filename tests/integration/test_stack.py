@@ -20,7 +20,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from tests.conftest import eventually
 from tests.servers import ROOT, Servers
 from tests.support.kafka import produce, read_topic
-from webhooks_common.kafka import ensure_topics, make_producer
+from webhooks_common.kafka import ensure_topics, make_producer, started
 from webhooks_common.topics import TopicSpec
 
 
@@ -29,15 +29,11 @@ async def test_idempotent_producer_and_group_consumer_with_manual_commits(
 ) -> None:
     topic = f"t{uid}.stack"
     await ensure_topics(servers.kafka, [TopicSpec(topic, 3)])
-    producer = make_producer(servers.kafka)
-    await producer.start()
-    try:
+    async with started(make_producer(servers.kafka)) as producer:
         futs = [
             await producer.send(topic, key=f"k{i % 7}".encode(), value=f"v{i}".encode()) for i in range(300)
         ]
         await asyncio.gather(*futs)
-    finally:
-        await producer.stop()
 
     async def consume(n: int, commit: bool) -> list[bytes]:
         consumer = AIOKafkaConsumer(
@@ -47,17 +43,14 @@ async def test_idempotent_producer_and_group_consumer_with_manual_commits(
             enable_auto_commit=False,
             auto_offset_reset="earliest",
         )
-        await consumer.start()
         got: list[bytes] = []
-        try:
+        async with started(consumer):
             while len(got) < n:
                 batch = await consumer.getmany(timeout_ms=500, max_records=n - len(got))
                 for records in batch.values():
                     got.extend(r.value for r in records if r.value is not None)
             if commit:
                 await consumer.commit()
-        finally:
-            await consumer.stop()
         return got
 
     first = await consume(100, commit=True)

@@ -333,7 +333,9 @@ class ChaosRun:
         """Self-test of the harness, never in a real plan: really lose tasks (SIGKILL every deliverer, then
         delete what waits on the deliveries topic) and check that the count says so."""
         from aiokafka import AIOKafkaConsumer
-        from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
+        from aiokafka.admin import RecordsToDelete
+
+        from webhooks_common.kafka import admin_client, started
 
         assert self.stack is not None and self.infra is not None
         for svc in self.stack.deliverers:
@@ -342,19 +344,12 @@ class ChaosRun:
         consumer = AIOKafkaConsumer(
             self.topics.deliveries, bootstrap_servers=self.infra.bootstrap, group_id=None
         )
-        await consumer.start()
-        try:
+        async with started(consumer):
             while not consumer.assignment():
                 await consumer.getmany(timeout_ms=200)
             ends = await consumer.end_offsets(list(consumer.assignment()))
-        finally:
-            await consumer.stop()
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.infra.bootstrap)
-        await admin.start()
-        try:
+        async with admin_client(self.infra.bootstrap) as admin:
             await admin.delete_records({tp: RecordsToDelete(end) for tp, end in ends.items()})
-        finally:
-            await admin.close()
         await self.stack.wait_ready(60, self.stack.deliverers)
         return {"deleted_up_to": sum(ends.values())}
 

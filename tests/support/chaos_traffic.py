@@ -19,7 +19,7 @@ from aiohttp import web
 from aiokafka.errors import KafkaError
 
 from registry.auth import mint_token
-from webhooks_common.kafka import make_producer
+from webhooks_common.kafka import make_producer, start_client, stop_client
 
 EVENT_TYPE = "booking.created"
 
@@ -188,13 +188,13 @@ class Producer:
 
     async def start(self) -> None:
         self._producer = make_producer(self.bootstrap, request_timeout_ms=15000, linger_ms=5)
-        await self._producer.start()
+        await start_client(self._producer)
 
     async def stop(self) -> None:
         if self._inflight:
             await asyncio.gather(*self._inflight, return_exceptions=True)
         if self._producer is not None:
-            await self._producer.stop()
+            await stop_client(self._producer)
 
     async def _send(self, topic: str, key: bytes | None, value: bytes | None, rec: Sent | None) -> None:
         while True:

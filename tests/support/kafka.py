@@ -8,17 +8,13 @@ from collections.abc import Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
-from webhooks_common.kafka import make_producer
+from webhooks_common.kafka import make_producer, started
 
 
 async def produce(bootstrap: str, topic: str, records: Sequence[tuple[bytes | None, bytes | None]]) -> None:
-    producer = make_producer(bootstrap)
-    await producer.start()
-    try:
+    async with started(make_producer(bootstrap)) as producer:
         futs = [await producer.send(topic, value=v, key=k) for k, v in records]
         await asyncio.gather(*futs)
-    finally:
-        await producer.stop()
 
 
 async def read_topic(
@@ -40,11 +36,10 @@ async def read_topic(
         enable_auto_commit=False,
         group_id=None,
     )
-    await consumer.start()
     records: list[ConsumerRecord] = []
-    deadline = time.monotonic() + timeout
-    last_seen = time.monotonic()
-    try:
+    async with started(consumer):
+        deadline = time.monotonic() + timeout
+        last_seen = time.monotonic()
         while time.monotonic() < deadline and not until(records):
             batch = await consumer.getmany(timeout_ms=100)
             got = [r for rs in batch.values() for r in rs]
@@ -53,6 +48,4 @@ async def read_topic(
                 last_seen = time.monotonic()
             elif idle is not None and time.monotonic() - last_seen > idle:
                 break
-    finally:
-        await consumer.stop()
     return records

@@ -28,6 +28,7 @@ from types import TracebackType
 import orjson
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
+from webhooks_common.kafka import start_client, stop_client
 from webhooks_common.topics import Topics
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -175,7 +176,7 @@ class TopicCollector:
             enable_auto_commit=False,
             fetch_max_wait_ms=50,
         )
-        await consumer.start()
+        await start_client(consumer)
         self._consumer = consumer
         self._task = asyncio.create_task(self._run(consumer))
         return self
@@ -199,7 +200,7 @@ class TopicCollector:
                     self.records.extend(recs)
                     self._next[tp.partition] = recs[-1].offset + 1
         finally:
-            await consumer.stop()
+            await stop_client(consumer)
 
     async def __aexit__(
         self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None

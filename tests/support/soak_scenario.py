@@ -34,7 +34,7 @@ from tests.support.chaos_traffic import (
     new_id,
     steady,
 )
-from webhooks_common.kafka import ensure_topics
+from webhooks_common.kafka import ensure_topics, start_client, stop_client
 from webhooks_common.models import InvalidEvent
 from webhooks_common.topics import Topics, topic_specs
 
@@ -143,7 +143,7 @@ class InvalidCollector:
             enable_auto_commit=False,
             max_partition_fetch_bytes=4 * MB,
         )
-        await consumer.start()
+        await start_client(consumer)
         self._task = asyncio.create_task(self._run(consumer))
 
     async def _run(self, consumer: AIOKafkaConsumer) -> None:
@@ -159,7 +159,7 @@ class InvalidCollector:
                             self.keys.add(key)
                             self.reasons[inv.reason] += 1
         finally:
-            await consumer.stop()
+            await stop_client(consumer)
 
     async def stop(self) -> None:
         if self._task is not None:

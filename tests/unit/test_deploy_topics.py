@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 
 from tests.servers import Servers
 from tools import create_topics
+from webhooks_common.kafka import admin_client
 from webhooks_common.topics import Topics, topic_specs
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,12 +44,8 @@ async def test_creates_every_topic_with_its_partitions_once(servers: Servers, ui
     expected = {s.name: s for s in topic_specs(topics, input_partitions=2, delivery_partitions=5)}
     assert f"created {len(expected)}" in out
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka)
-    await admin.start()
-    try:
+    async with admin_client(servers.kafka) as admin:
         described = await admin.describe_topics(list(expected))
-    finally:
-        await admin.close()
     partitions = {t["topic"]: len(t["partitions"]) for t in described}
     assert partitions == {name: spec.partitions for name, spec in expected.items()}
     assert partitions[topics.deliveries] == 5 and partitions[topics.wink_events] == 2

@@ -3,47 +3,45 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from webhooks_common.kafka import make_producer
+from webhooks_common.kafka import make_producer, started
 
 
 async def produce(
     bootstrap: str, topic: str, records: list[tuple[bytes | None, bytes]]
 ) -> list[tuple[int, int]]:
     """Send and wait for every ack; returns (partition, offset) per record."""
-    producer = make_producer(bootstrap)
-    await producer.start()
-    try:
+    async with started(make_producer(bootstrap)) as producer:
         futs = [await producer.send(topic, value=v, key=k) for k, v in records]
         mds = await asyncio.gather(*futs)
         return [(md.partition, md.offset) for md in mds]
-    finally:
-        await producer.stop()
 
 
-async def _assigned(bootstrap: str, topic: str) -> tuple[AIOKafkaConsumer, list[TopicPartition]]:
+@contextlib.asynccontextmanager
+async def _assigned(
+    bootstrap: str, topic: str
+) -> AsyncIterator[tuple[AIOKafkaConsumer, list[TopicPartition]]]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
-    await consumer.start()
-    partitions = consumer.partitions_for_topic(topic)
-    if not partitions:
-        await consumer._client.force_metadata_update()
+    async with started(consumer):
         partitions = consumer.partitions_for_topic(topic)
-    if not partitions:
-        await consumer.stop()
-        raise LookupError(f"topic {topic!r} does not exist (run `whctl topics create`)")
-    tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-    consumer.assign(tps)
-    return consumer, tps
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            raise LookupError(f"topic {topic!r} does not exist (run `whctl topics create`)")
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        yield consumer, tps
 
 
 async def read_to_end(bootstrap: str, topic: str) -> list[ConsumerRecord]:
     """Every record from the beginning up to the end offsets taken when called."""
-    consumer, tps = await _assigned(bootstrap, topic)
-    try:
+    async with _assigned(bootstrap, topic) as (consumer, tps):
         await consumer.seek_to_beginning(*tps)
         end = await consumer.end_offsets(tps)
         out: list[ConsumerRecord] = []
@@ -56,17 +54,14 @@ async def read_to_end(bootstrap: str, topic: str) -> list[ConsumerRecord]:
             for tp, records in batch.items():
                 out.extend(r for r in records if r.offset < end[tp])
         return out
-    finally:
-        await consumer.stop()
 
 
 async def follow(
     bootstrap: str, topic: str, *, from_beginning: bool = False, timeout: float | None = None
 ) -> AsyncIterator[ConsumerRecord]:
     """Records as they arrive (from now, or from the beginning), until `timeout` seconds pass."""
-    consumer, tps = await _assigned(bootstrap, topic)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    try:
+    async with _assigned(bootstrap, topic) as (consumer, tps):
+        deadline = None if timeout is None else time.monotonic() + timeout
         if from_beginning:
             await consumer.seek_to_beginning(*tps)
         else:
@@ -76,5 +71,3 @@ async def follow(
             for records in batch.values():
                 for record in records:
                     yield record
-    finally:
-        await consumer.stop()

@@ -1,10 +1,12 @@
-"""Thin aiokafka helpers: the producer every service uses and idempotent topic creation."""
+"""Thin aiokafka helpers: leak-free start/stop, the producer every service uses, idempotent topic creation."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol, TypeVar
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -13,6 +15,66 @@ from aiokafka.errors import TopicAlreadyExistsError
 from webhooks_common.topics import TopicSpec
 
 log = logging.getLogger(__name__)
+
+# How long a cancelled start() may still run so that it can be stopped cleanly. Connecting takes milliseconds;
+# a consumer's start may also wait up to its request timeout for a topic to appear: not worth waiting for.
+START_GRACE_S = 2.0
+
+
+class KafkaClient(Protocol):
+    """What aiokafka's producer and consumer have in common."""
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+C = TypeVar("C", bound=KafkaClient)
+
+
+async def start_client(client: KafkaClient, *, grace_s: float = START_GRACE_S) -> None:
+    """Start an aiokafka client; if the start fails or is cancelled, stop it before raising.
+
+    aiokafka (0.14) holds the connection it bootstraps through in a local variable: a start() cancelled
+    there leaks that socket, which the garbage collector reports later as a ResourceWarning in whichever
+    code runs then. So a cancellation lets start() run on (bounded by `grace_s`), then stops the client.
+    """
+    await _start_guarded(client.start, client.stop, grace_s)
+
+
+async def stop_client(client: KafkaClient, *, grace_s: float = 10.0) -> None:
+    """Stop an aiokafka client; a cancellation of the caller does not cut the closing of its connections."""
+    await _uncut(client.stop(), grace_s)
+
+
+async def _start_guarded(
+    start: Callable[[], Awaitable[None]], stop: Callable[[], Awaitable[None]], grace_s: float
+) -> None:
+    try:
+        await _uncut(start(), grace_s)
+    except BaseException:
+        await _uncut(stop(), grace_s)
+        raise
+
+
+async def _uncut(step: Awaitable[None], grace_s: float) -> None:
+    """Await `step`; if the caller is cancelled meanwhile, let it run on (up to `grace_s`), then re-raise."""
+    task = asyncio.ensure_future(step)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BaseException):
+            await asyncio.wait_for(task, grace_s)
+        raise
+
+
+@contextlib.asynccontextmanager
+async def started(client: C) -> AsyncIterator[C]:
+    """`async with started(AIOKafkaConsumer(...)) as consumer:` started on entry, stopped on exit."""
+    await start_client(client)
+    try:
+        yield client
+    finally:
+        await stop_client(client)
 
 
 def make_producer(bootstrap: str, **kwargs: object) -> AIOKafkaProducer:
@@ -29,11 +91,20 @@ def make_producer(bootstrap: str, **kwargs: object) -> AIOKafkaProducer:
     return AIOKafkaProducer(**opts)
 
 
+@contextlib.asynccontextmanager
+async def admin_client(bootstrap: str) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client, closed on exit, with the same guards as `started`."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await _start_guarded(admin.start, admin.close, START_GRACE_S)
+    try:
+        yield admin
+    finally:
+        await _uncut(admin.close(), START_GRACE_S)
+
+
 async def ensure_topics(bootstrap: str, specs: list[TopicSpec], *, timeout: float = 30.0) -> list[str]:
     """Create the topics that do not exist yet (idempotent). Returns the names it created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with admin_client(bootstrap) as admin:
         existing = set(await admin.list_topics())
         missing = [s for s in specs if s.name not in existing]
         if missing:
@@ -47,21 +118,15 @@ async def ensure_topics(bootstrap: str, specs: list[TopicSpec], *, timeout: floa
                 )
             await _wait_visible(admin, {s.name for s in missing}, timeout)
         return [s.name for s in missing]
-    finally:
-        await admin.close()
 
 
 async def delete_topics(bootstrap: str, names: list[str], *, timeout: float = 30.0) -> None:
     """Delete topics that exist among `names` (test clean-up and tools); missing ones are ignored."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with admin_client(bootstrap) as admin:
         existing = set(await admin.list_topics())
         doomed = [n for n in names if n in existing]
         if doomed:
             await asyncio.wait_for(admin.delete_topics(doomed, timeout_ms=int(timeout * 1000)), timeout)
-    finally:
-        await admin.close()
 
 
 async def _wait_visible(admin: AIOKafkaAdminClient, names: set[str], timeout: float) -> None:

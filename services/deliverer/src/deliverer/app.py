@@ -7,7 +7,9 @@ import logging
 from collections.abc import Sequence
 from types import TracebackType
 
+import aiohttp
 from aiohttp import web
+from aiokafka import AIOKafkaProducer
 
 from deliverer.configs import ConfigFollower, ConfigView
 from deliverer.consumer import DeliveryConsumer
@@ -15,7 +17,7 @@ from deliverer.handler import Pipeline
 from deliverer.http_client import make_session
 from deliverer.metrics import DelivererMetrics, serve_metrics
 from deliverer.settings import DelivererSettings
-from webhooks_common.kafka import make_producer
+from webhooks_common.kafka import make_producer, start_client, stop_client
 from webhooks_common.secrets import SecretBox
 from webhooks_common.topics import RETRY_TIERS, Topics
 
@@ -40,6 +42,8 @@ class Deliverer:
         self._runner: web.AppRunner | None = None
         self._follower: ConfigFollower | None = None
         self._consumer: DeliveryConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._session: aiohttp.ClientSession | None = None
         self._stop_lock = asyncio.Lock()
         self._started = False
 
@@ -49,9 +53,9 @@ class Deliverer:
         # secrets and states first: no task may be handled against an empty view
         self._follower = ConfigFollower(s.kafka_bootstrap_servers, self.topics.config, self.view)
         await self._follower.start()
-        self._producer = make_producer(s.kafka_bootstrap_servers)
-        await self._producer.start()
-        self._session = make_session(
+        self._producer = producer = make_producer(s.kafka_bootstrap_servers)
+        await start_client(producer)
+        self._session = session = make_session(
             timeout_s=s.timeout_s,
             max_connections=s.max_in_flight,
             allow_private=s.allow_private_targets,
@@ -63,8 +67,8 @@ class Deliverer:
             settings=s,
             topics=self.topics,
             view=self.view,
-            session=self._session,
-            producer=self._producer,
+            session=session,
+            producer=producer,
             metrics=self.metrics,
             tiers=self._tiers,
             on_fatal=self._on_fatal,
@@ -127,7 +131,8 @@ class Deliverer:
             except Exception:
                 log.exception("final commit failed")
             await self._consumer.stop()
-            await self._producer.stop()
+            assert self._producer is not None and self._session is not None
+            await stop_client(self._producer)
             await self._session.close()
             if self._follower is not None:
                 await self._follower.stop()
@@ -147,6 +152,13 @@ class Deliverer:
         if self._started:
             await self.stop()
             return
+        # whatever start() got to before it failed: a started Kafka client left behind leaks its sockets
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._producer is not None:
+            await stop_client(self._producer)
+        if self._session is not None:
+            await self._session.close()
         if self._follower is not None:
             await self._follower.stop()
         if self._runner is not None:

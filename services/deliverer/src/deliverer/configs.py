@@ -10,6 +10,7 @@ from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from webhooks_common.kafka import start_client, stop_client
 from webhooks_common.models import WebhookConfig
 from webhooks_common.secrets import SecretBox, secret_bytes
 
@@ -103,7 +104,7 @@ class ConfigFollower:
         """Returns once the view holds everything the topic had when we started (our readiness)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within_s
-        await self._consumer.start()
+        await start_client(self._consumer)
         # group-less subscription: this consumer is assigned every partition of the topic
         while not self._consumer.assignment():
             if loop.time() > deadline:
@@ -146,4 +147,4 @@ class ConfigFollower:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        await self._consumer.stop()
+        await stop_client(self._consumer)

@@ -22,6 +22,7 @@ from deliverer.offsets import OffsetTracker
 from deliverer.records import parse_task
 from deliverer.retry import release_at_ms
 from deliverer.settings import DelivererSettings
+from webhooks_common.kafka import start_client, stop_client
 from webhooks_common.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ class DeliveryConsumer:
 
     async def start(self) -> None:
         self._consumer.subscribe([self._deliveries, *self._tier_of], listener=_Listener(self))
-        await self._consumer.start()
+        await start_client(self._consumer)
 
     def request_stop(self) -> None:
         self._stopping = True
@@ -208,4 +209,4 @@ class DeliveryConsumer:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
-        await self._consumer.stop()
+        await stop_client(self._consumer)

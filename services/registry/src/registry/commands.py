@@ -15,6 +15,7 @@ from aiokafka.errors import KafkaError
 
 from registry.problems import Problem
 from registry.service import WebhookService
+from webhooks_common.kafka import start_client, stop_client
 from webhooks_common.models import WebhookCommand
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class CommandConsumer:
                 auto_offset_reset="earliest",
             )
             try:
-                await consumer.start()
+                await start_client(consumer)
                 backoff = 0.5
                 await self._consume(consumer)
             except asyncio.CancelledError:
@@ -74,7 +75,7 @@ class CommandConsumer:
             finally:
                 # Bounded: stopping a consumer that was cancelled while joining its group can hang.
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(consumer.stop(), 10)
+                    await asyncio.wait_for(stop_client(consumer), 10)
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         while True:

@@ -18,6 +18,7 @@ from aiokafka.errors import KafkaError
 
 from registry import documents as d
 from registry.store import Store
+from webhooks_common.kafka import make_producer, start_client, stop_client
 
 log = logging.getLogger(__name__)
 
@@ -38,20 +39,14 @@ class KafkaSink:
         self._producer = None
 
     async def start(self) -> None:
-        from webhooks_common.kafka import make_producer
-
         producer = make_producer(self._bootstrap, request_timeout_ms=self._timeout)
-        try:
-            await producer.start()
-        except BaseException:
-            await producer.stop()
-            raise
+        await start_client(producer)
         self._producer = producer
 
     async def stop(self) -> None:
         if self._producer is not None:
             producer, self._producer = self._producer, None
-            await producer.stop()
+            await stop_client(producer)
 
     async def send(self, key: bytes, value: bytes | None) -> None:
         assert self._producer is not None, "start() first"

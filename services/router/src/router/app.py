@@ -23,7 +23,7 @@ from router.index import SubscriptionIndex
 from router.routing import BatchPlan, InputRecord, plan_batch
 from router.settings import RouterSettings
 from router.sink import KafkaSink, RecordSink
-from webhooks_common.kafka import make_producer
+from webhooks_common.kafka import make_producer, start_client, stop_client
 from webhooks_common.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def build_app(settings: RouterSettings) -> faust.App:
     @app.agent(inputs)
     async def route(stream: StreamT[bytes]) -> None:
         producer = make_producer(settings.kafka_bootstrap_servers, client_id=f"{settings.group_id()}-tasks")
-        await producer.start()
+        await start_client(producer)
         router = Router(settings, topics, index, KafkaSink(producer, frozenset({topics.deliveries})))
         try:
             # Readiness: routing with a partial index would silently drop tasks for webhooks not read yet.
@@ -120,7 +120,7 @@ def build_app(settings: RouterSettings) -> faust.App:
                 for event in events:
                     await stream.ack(event)
         finally:
-            await producer.stop()
+            await stop_client(producer)
 
     @app.page("/metrics")
     async def metrics_page(self: Any, request: Any) -> Any:

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from router import metrics
 from router.index import SubscriptionIndex
+from webhooks_common.kafka import started
 from webhooks_common.models import WebhookConfig
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,7 @@ class ConfigFeed:
             auto_offset_reset="earliest",
             fetch_max_wait_ms=100,  # a change must reach routing within a second: keep polls short
         )
-        await consumer.start()
-        try:
+        async with started(consumer):
             tps = await self._assign(consumer)
             # Where "caught up" is: the end of the topic when this worker started. Re-reading from the start
             # after a reconnect is safe because configs are applied by version.
@@ -62,8 +62,6 @@ class ConfigFeed:
                 await self._update_gauges(consumer, tps)
                 if not self.ready.is_set():
                     await self._check_ready(consumer, end)
-        finally:
-            await consumer.stop()
 
     async def _assign(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
         # aiokafka has no public "partitions of a topic I do not subscribe to": ask the cluster directly.
