@@ -104,7 +104,11 @@ def build_app(settings: RouterSettings) -> faust.App:
 
     @app.agent(inputs)
     async def route(stream: StreamT[bytes]) -> None:
-        producer = make_producer(settings.kafka_bootstrap_servers, client_id=f"{settings.group_id()}-tasks")
+        producer = make_producer(
+            settings.kafka_bootstrap_servers,
+            client_id=f"{settings.group_id()}-tasks",
+            linger_ms=settings.tasks_linger_ms,
+        )
         await start_client(producer)
         router = Router(settings, topics, index, KafkaSink(producer, frozenset({topics.deliveries})))
         try:
