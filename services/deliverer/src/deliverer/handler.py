@@ -27,6 +27,7 @@ from deliverer.metrics import DelivererMetrics
 from deliverer.offsets import OffsetTracker
 from deliverer.retry import tier_for
 from deliverer.settings import DelivererSettings
+from webhooks_common.aio import wait_event
 from webhooks_common.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -127,11 +128,7 @@ class Pipeline:
                 await self._park(job, self._s.overflow_delay_s, "overflow")
 
     async def wait_capacity(self, within_s: float) -> bool:
-        try:
-            await asyncio.wait_for(self._capacity.wait(), within_s)
-            return True
-        except TimeoutError:
-            return False
+        return await wait_event(self._capacity, within_s)
 
     # --- the attempt --------------------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from aiokafka.errors import KafkaError
 
 from registry.problems import Problem
 from registry.service import WebhookService
+from webhooks_common.aio import raise_if_cancelled
 from webhooks_common.kafka import start_client, stop_client
 from webhooks_common.models import WebhookCommand
 
@@ -79,6 +80,7 @@ class CommandConsumer:
 
     async def _consume(self, consumer: AIOKafkaConsumer) -> None:
         while True:
+            raise_if_cancelled()
             batch = await consumer.getmany(timeout_ms=500, max_records=100)
             for tp, records in batch.items():
                 for record in records:
@@ -87,6 +89,7 @@ class CommandConsumer:
     async def _handle(self, consumer: AIOKafkaConsumer, tp: TopicPartition, record: ConsumerRecord) -> None:
         delay = 0.2
         while True:
+            raise_if_cancelled()
             error: BaseException | None = None
             try:
                 await apply_command(self.service, record.value)

@@ -8,7 +8,6 @@ version did not move meanwhile, so nothing accepted by the API can be lost betwe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Protocol
@@ -18,6 +17,7 @@ from aiokafka.errors import KafkaError
 
 from registry import documents as d
 from registry.store import Store
+from webhooks_common.aio import raise_if_cancelled, wait_event
 from webhooks_common.kafka import make_producer, start_client, stop_client
 
 log = logging.getLogger(__name__)
@@ -133,6 +133,7 @@ class Publisher:
     async def run(self) -> None:
         backoff = 0.2
         while True:
+            raise_if_cancelled()
             self._wake.clear()
             try:
                 await self.drain()
@@ -151,8 +152,7 @@ class Publisher:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll)
+            await wait_event(self._wake, self.poll)
 
     async def close(self) -> None:
         await self._drop_sink()
