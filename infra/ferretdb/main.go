@@ -1,4 +1,5 @@
-// Command ferretdb-local runs FerretDB v1 with its SQLite backend for local development and tests.
+// Command ferretdb-local runs FerretDB v1 for local development and tests, on its PostgreSQL backend
+// (the default: it pushes filters, sorts and limits down to SQL) or its SQLite one.
 // It embeds the library package instead of `go install .../cmd/ferretdb`, whose binary panics on a
 // missing version file when built outside FerretDB's own tree.
 package main
@@ -16,23 +17,30 @@ import (
 
 func main() {
 	addr := flag.String("listen", "127.0.0.1:27017", "TCP address to listen on")
-	dir := flag.String("data", "data", "directory for the SQLite databases")
+	handler := flag.String("handler", "postgresql", "backend: postgresql or sqlite")
+	pgURL := flag.String("postgresql-url", "postgres://postgres@127.0.0.1:55432/ferretdb", "PostgreSQL URL")
+	dir := flag.String("data", "data", "directory for the SQLite databases (sqlite backend)")
 	flag.Parse()
 
-	if err := os.MkdirAll(*dir, 0o755); err != nil {
-		log.Fatalf("data dir: %v", err)
+	conf := &ferretdb.Config{Listener: ferretdb.ListenerConfig{TCP: *addr}, Handler: *handler}
+	switch *handler {
+	case "postgresql":
+		conf.PostgreSQLURL = *pgURL
+	case "sqlite":
+		if err := os.MkdirAll(*dir, 0o755); err != nil {
+			log.Fatalf("data dir: %v", err)
+		}
+		conf.SQLiteURL = "file:" + *dir + "/"
+	default:
+		log.Fatalf("unknown -handler %q (postgresql or sqlite)", *handler)
 	}
-	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: *addr},
-		Handler:   "sqlite",
-		SQLiteURL: "file:" + *dir + "/",
-	})
+	f, err := ferretdb.New(conf)
 	if err != nil {
 		log.Fatalf("ferretdb: %v", err)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log.Printf("ferretdb listening on %s, data in %s", *addr, *dir)
+	log.Printf("ferretdb listening on %s, backend %s", *addr, *handler)
 	if err := f.Run(ctx); err != nil && ctx.Err() == nil {
 		log.Fatalf("ferretdb: %v", err)
 	}

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -16,7 +20,8 @@ from pymongo.asynchronous.database import AsyncDatabase
 from registry.app import build_app
 from registry.auth import mint_token
 from registry.settings import RegistrySettings
-from tests.servers import Servers
+from tests.conftest import eventually
+from tests.servers import ROOT, Servers
 from webhooks_common.models import WebhookConfig
 from webhooks_common.topics import Topics
 
@@ -141,3 +146,50 @@ def make_settings(
 async def api(make_settings: Callable[..., RegistrySettings]) -> AsyncIterator[Api]:
     async with registry_api(make_settings()) as client:
         yield client
+
+
+def process_env(settings: RegistrySettings, topics: Topics, port: int) -> dict[str, str]:
+    """The environment of a `python -m registry` child with these settings."""
+    return {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+        "MONGO_URL": settings.mongo_url,
+        "KAFKA_TOPIC_PREFIX": topics.prefix,
+        "WEBHOOK_SECRETS_KEY": settings.secrets_key or "",
+        "AUTH_JWT_SECRET": JWT_SECRET,
+        "REGISTRY_HOST": "127.0.0.1",
+        "REGISTRY_PORT": str(port),
+        "REGISTRY_COMMANDS_ENABLED": "false",
+        "REGISTRY_PUBLISH_POLL_SECONDS": str(settings.publish_poll_seconds),
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+@asynccontextmanager
+async def registry_process(settings: RegistrySettings, topics: Topics) -> AsyncIterator[str]:
+    """A real `python -m registry` process; yields its base URL once it answers /healthz."""
+    port = free_port()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "registry", cwd=ROOT, env=process_env(settings, topics, port)
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with aiohttp.ClientSession() as session:
+
+            async def up() -> bool:
+                try:
+                    async with session.get(f"{base}/healthz") as r:
+                        return r.status == 200
+                except aiohttp.ClientError:
+                    return False
+
+            await eventually(up, timeout=30, what="registry process up")
+        yield base
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()

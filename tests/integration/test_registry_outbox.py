@@ -65,8 +65,8 @@ async def test_change_made_while_kafka_is_down_is_published_once_it_is_back(
     port = closed_port()
     async with registry_api(make_settings(kafka_bootstrap_servers=f"127.0.0.1:{port}")) as api:
         created = await api.create()  # accepted although no broker answers
-        doc = await mongo_db["webhooks"].find_one({"_id": created["id"]})
-        assert doc is not None and doc["pending"] is True and doc["published_version"] == 0
+        change = await mongo_db["webhook_changes"].find_one({"_id": f"{created['id']}:1"})
+        assert change is not None and change["state"] == "pending"
         status, ready, _ = await api.call("GET", "/readyz", token=None)
         assert status == 503 and ready["checks"]["kafka"] is False
 
@@ -79,8 +79,8 @@ async def test_change_made_while_kafka_is_down_is_published_once_it_is_back(
             assert configs_by_id(records)[created["id"]][0].version == 1  # type: ignore[union-attr]
 
             async def marked() -> bool:
-                d = await mongo_db["webhooks"].find_one({"_id": created["id"]})
-                return d is not None and d["pending"] is False and d["published_version"] == 1
+                c = await mongo_db["webhook_changes"].find_one({"_id": f"{created['id']}:1"})
+                return c is not None and c["state"] == "published"
 
             await eventually(marked, what="document marked published")
 
@@ -119,8 +119,8 @@ async def test_crash_between_mongo_write_and_publish_loses_nothing(
             created = await api.create()
             proc.send_signal(signal.SIGKILL)  # dies before it could publish
             await asyncio.wait_for(proc.wait(), 10)
-        doc = await mongo_db["webhooks"].find_one({"_id": created["id"]})
-        assert doc is not None and doc["pending"] is True
+        change = await mongo_db["webhook_changes"].find_one({"_id": f"{created['id']}:1"})
+        assert change is not None and change["state"] == "pending"
 
         # A new registry (reaching the real broker) finds the pending change and publishes it.
         async with registry_api(make_settings()):
@@ -189,8 +189,8 @@ async def test_rapid_changes_racing_the_publisher_all_reach_the_topic(
 ) -> None:
     """PATCHes land while the publisher marks earlier versions published.
 
-    FerretDB v1 writes whole documents back, so an unserialized `mark_published` could revert a change and
-    clear its pending flag: the change would never reach routing (an e2e "disable" once went unpublished).
+    FerretDB v1 writes whole documents back, so a publisher that wrote the webhook document could revert a
+    change racing it (an e2e "disable" once went unpublished): it marks the change log only.
     """
     hooks = [await api.create(name=f"hook {i}") for i in range(20)]
     versions = {h["id"]: h["version"] for h in hooks}

@@ -1,18 +1,51 @@
-"""MongoDB (FerretDB v1) adapter: single-document atomic writes only, no transactions or change streams."""
+"""MongoDB adapter (FerretDB v1 locally, MongoDB in production): atomic single-document inserts are the only
+primitive it relies on; no transactions, change streams or atomic conditional updates."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, Protocol
+from typing import Protocol
 
-from pymongo import ASCENDING, AsyncMongoClient, ReturnDocument
+from pymongo import ASCENDING, AsyncMongoClient
+from pymongo.errors import DuplicateKeyError
 
 from registry.documents import Doc
 
 log = logging.getLogger(__name__)
+
+CHANGES = "webhook_changes"
+PENDING, PUBLISHED = "pending", "published"
+# A revision still pending this long after it was written, with the document behind it, lost its writer.
+REPAIR_AFTER_S = 30.0
+# Published revisions are kept this long: far beyond any in-flight write that could still try to insert
+# one of them again (a deleted revision would let a writer that read a days-old version win again).
+CHANGE_RETENTION_DAYS = 2
+PRUNE_EVERY_S = 3600.0
+
+
+def change_id(webhook_id: str, version: int) -> str:
+    return f"{webhook_id}:{version}"
+
+
+def change_record(doc: Doc, now: float) -> Doc:
+    """The revision of one change: unique per (webhook, version), with the whole new document."""
+    return {
+        "_id": change_id(doc["_id"], doc["version"]),
+        "webhook_id": doc["_id"],
+        "version": doc["version"],
+        "state": PENDING,
+        "at_ms": int(now * 1000),
+        "day": _day(now),
+        "doc": doc,
+    }
+
+
+def _day(t: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(t))
 
 
 class Store(Protocol):
@@ -51,10 +84,18 @@ class KeyedLocks:
 
 
 class MongoStore:
-    """Writes to one document are serialized in-process (`_locks`): FerretDB v1 does not apply a conditional
-    update atomically (two `find_one_and_update({"version": v})` racing on one document can both succeed;
-    measured, see README), so the version compare-and-set is only safe with one writer per document at a
-    time. With real MongoDB the filter alone would suffice."""
+    """Webhook documents plus a change log that is both the compare-and-set and the outbox.
+
+    Neither FerretDB backend applies a conditional update atomically: it reads, filters in Go, then writes
+    the whole document back by `_id` (two `find_one_and_update({"version": v})` racing on one document can
+    both succeed; measured, see README). An insert under a unique `_id` is atomic everywhere, so every
+    change first inserts its revision `{webhook_id}:{version}` into `webhook_changes`: of writers racing
+    from one version exactly one wins, whichever registry process it runs in. Only the winner then writes
+    the webhook document. The revision also carries the whole new document and a `state`, so the
+    publisher sends pending revisions to Kafka and marks them there, never writing the webhook document
+    (a lost update between a publisher and an API writer is impossible by construction). With real
+    MongoDB the same code runs on the same collections and indexes.
+    """
 
     def __init__(self, url: str, database: str, timeout_ms: int) -> None:
         # Short selection/connect timeouts so a request fails fast (503) while MongoDB is down; the
@@ -66,13 +107,15 @@ class MongoStore:
             socketTimeoutMS=max(timeout_ms * 5, 10000),
             tz_aware=True,
         )
-        self.col = self.client[database]["webhooks"]
-        self._locks = KeyedLocks()
+        db = self.client[database]
+        self.col = db["webhooks"]
+        self.changes = db[CHANGES]
         self.entity_locks = KeyedLocks()  # the per-entity cap check and the insert go together
+        self._pruned_at = 0.0
 
     async def ensure_indexes(self) -> None:
         await self.col.create_index([("entity_id", ASCENDING), ("created_at", ASCENDING)])
-        await self.col.create_index([("pending", ASCENDING)])
+        await self.changes.create_index([("state", ASCENDING), ("day", ASCENDING)])
 
     async def close(self) -> None:
         await self.client.close()
@@ -81,6 +124,9 @@ class MongoStore:
         await self.client.admin.command("ping")
 
     async def insert(self, doc: Doc) -> None:
+        # The revision first: a crash between the two writes leaves a change the publisher completes
+        # (`_repair`), never a webhook that is stored but would not be published.
+        await self.changes.insert_one(change_record(doc, time.time()))
         await self.col.insert_one(doc)
 
     def entity_lock(self, entity_id: str) -> AbstractAsyncContextManager[None]:
@@ -100,32 +146,69 @@ class MongoStore:
         return [d async for d in cursor]
 
     async def update_if_version(self, webhook_id: str, version: int, fields: Doc) -> Doc | None:
-        """Atomic compare-and-set on `version`; the updated document, or None when it changed meanwhile."""
-        query: dict[str, Any] = {"_id": webhook_id, "version": version, "deleted": False}
-        async with self._locks.hold(webhook_id):
-            return await self.col.find_one_and_update(
-                query, {"$set": fields}, return_document=ReturnDocument.AFTER
-            )
+        """Compare-and-set on `version`; the updated document, or None when it changed meanwhile."""
+        doc = await self.col.find_one({"_id": webhook_id})
+        if doc is None or doc["version"] != version or doc.get("deleted"):
+            return None
+        updated = {**doc, **fields}
+        if updated["version"] != version + 1:
+            raise ValueError(f"a change must advance the version by one ({version} -> {updated['version']})")
+        try:
+            await self.changes.insert_one(change_record(updated, time.time()))
+        except DuplicateKeyError:
+            return None  # another writer, in this process or another, won this version
+        await self.col.replace_one({"_id": webhook_id}, updated)
+        return updated
 
     async def pending(self, limit: int) -> list[Doc]:
-        cursor = self.col.find({"pending": True}).sort("updated_at", ASCENDING).limit(limit)
-        return [d async for d in cursor]
+        """The documents of unpublished changes, oldest first (several versions of one webhook in order)."""
+        cursor = self.changes.find({"state": PENDING}).sort([("at_ms", ASCENDING), ("version", ASCENDING)])
+        changes = [c async for c in cursor.limit(limit)]
+        now = time.time()
+        for change in changes:
+            if now - change["at_ms"] / 1000 > REPAIR_AFTER_S:
+                await self._repair(change)
+        if now - self._pruned_at > PRUNE_EVERY_S:
+            self._pruned_at = now
+            await self.prune(now)
+        return [change["doc"] for change in changes]
+
+    async def _repair(self, change: Doc) -> None:
+        """A revision whose writer died before writing the document: write it forward (idempotent).
+
+        Only revisions older than REPAIR_AFTER_S, far beyond any live write, so a writer still on its
+        way is never overtaken."""
+        doc = change["doc"]
+        current = await self.col.find_one({"_id": doc["_id"]}, {"version": 1})
+        if current is None or current["version"] < doc["version"]:
+            log.warning(
+                "completing a change whose writer stopped half-way",
+                extra={"webhook_id": doc["_id"], "version": doc["version"]},
+            )
+            await self.col.replace_one({"_id": doc["_id"]}, doc, upsert=True)
 
     async def mark_published(self, webhook_id: str, version: int) -> bool:
-        # Conditional on the version we published: a change made meanwhile stays pending and goes out next.
-        # Under the document's lock too: FerretDB v1 writes the whole document back, so an unlocked mark
-        # racing an API change could revert that change and clear its `pending` flag (seen in e2e).
-        async with self._locks.hold(webhook_id):
-            res = await self.col.update_one(
-                {"_id": webhook_id, "version": version},
-                {"$set": {"pending": False, "published_version": version}},
-            )
+        res = await self.changes.update_one(
+            {"_id": change_id(webhook_id, version), "state": PENDING}, {"$set": {"state": PUBLISHED}}
+        )
         return res.modified_count == 1
 
     async def remove_deleted(self, webhook_id: str, version: int) -> bool:
-        async with self._locks.hold(webhook_id):
-            res = await self.col.delete_one({"_id": webhook_id, "version": version, "deleted": True})
-        return res.deleted_count == 1
+        """The tombstone is on Kafka: the change is published and the deleted webhook's document goes."""
+        marked = await self.mark_published(webhook_id, version)
+        # Nobody writes a deleted document again (writers skip it), so this delete races with nothing.
+        await self.col.delete_one({"_id": webhook_id, "version": version, "deleted": True})
+        return marked
+
+    async def prune(self, now: float) -> int:
+        """Published changes older than the retention go, one day at a time (equality filters only)."""
+        keep = {_day(now - n * 86400) for n in range(CHANGE_RETENTION_DAYS + 1)}
+        removed = 0
+        for day in await self.changes.distinct("day", {"state": PUBLISHED}):
+            if day not in keep:
+                res = await self.changes.delete_many({"state": PUBLISHED, "day": day})
+                removed += res.deleted_count
+        return removed
 
     async def all_docs(self) -> AsyncIterator[Doc]:
         async for doc in self.col.find({}).sort("_id", ASCENDING):

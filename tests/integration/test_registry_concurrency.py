@@ -1,0 +1,80 @@
+"""Two registry processes on one database: of writers racing from one version, exactly one wins."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+from pymongo.asynchronous.database import AsyncDatabase
+
+from registry.settings import RegistrySettings
+from tests.integration import test_registry_helpers as helpers
+from tests.integration.test_registry_helpers import Api, configs_by_id, registry_process
+from tests.servers import Servers
+from tests.support.kafka import read_topic
+from webhooks_common.topics import Topics
+
+make_settings = helpers.make_settings
+
+WRITERS = 8
+ROUNDS = 12
+
+
+async def test_eight_writers_on_two_registry_processes_win_exactly_the_versions_they_add(
+    make_settings: Callable[..., RegistrySettings],
+    servers: Servers,
+    topics: Topics,
+    mongo_db: AsyncDatabase[Any],
+) -> None:
+    entity = str(uuid.uuid4())
+    async with (
+        registry_process(make_settings(), topics) as first,
+        registry_process(make_settings(), topics) as second,
+        aiohttp.ClientSession() as session,
+    ):
+        apis = [Api(first, session, entity), Api(second, session, entity)]
+        hook = await apis[0].create()
+        path = apis[0].path(f"/{hook['id']}")
+        won: list[int] = []
+        lost = 0
+
+        async def writer(n: int) -> None:
+            nonlocal lost
+            api = apis[n % 2]
+            for r in range(ROUNDS):
+                status, body, _ = await api.call("GET", path)
+                assert status == 200, body
+                status, body, _ = await api.call(
+                    "PATCH",
+                    path,
+                    json={"name": f"writer {n} round {r}"},
+                    headers={"If-Match": str(body["version"])},
+                )
+                if status == 200:
+                    won.append(body["version"])
+                else:
+                    assert status == 409, body
+                    lost += 1
+
+        await asyncio.gather(*(writer(n) for n in range(WRITERS)))
+        status, final, _ = await apis[1].call("GET", path)
+        assert status == 200
+
+    # Every successful compare-and-set added exactly one version, and no version was won twice.
+    assert lost > 0, "the writers never raced: the test proves nothing"
+    assert len(won) == final["version"] - 1
+    assert sorted(won) == list(range(2, final["version"] + 1))
+    # The last change is what both the database and routing hold.
+    doc = await mongo_db["webhooks"].find_one({"_id": hook["id"]})
+    assert doc is not None and (doc["version"], doc["name"]) == (final["version"], final["name"])
+
+    def has_final(records: list[Any]) -> bool:
+        seen = configs_by_id(records).get(hook["id"], [])
+        return bool(seen) and seen[-1] is not None and seen[-1].version == final["version"]
+
+    records = await read_topic(servers.kafka, topics.config, until=has_final, timeout=30)
+    last = configs_by_id(records)[hook["id"]][-1]
+    assert last is not None and last.name == final["name"]
