@@ -1,10 +1,17 @@
-"""Registry API under load: create and list at 50 concurrent clients (requests/s, p50/p95/p99).
+"""Registry API under a Studio-like mix: 50 concurrent clients over 5,000 webhooks of 500 entities.
 
-    python bench/registry_bench.py [--clients 50] [--creates 1000] [--lists 1000] [--append bench/RESULTS.md]
+    python bench/registry_bench.py [--registries 2] [--clients 50] [--requests 10000] [--rate 500]
+                                   [--label after] [--mongo-url URL] [--code DIR] [--append bench/RESULTS.md]
 
-Starts `python -m registry` as a child process on the local servers (tools/infra.py), with its own MongoDB
-database and topic prefix, so the outbox publisher and Kafka are part of what is measured, as in production.
-Loopback only; bounded by request counts; stops what it started.
+Seeds the webhooks straight into a fresh database (as the registry stores them, already published), then
+starts `--registries` `python -m registry` processes on it, each with its outbox publisher on a private
+topic prefix, and sends `--requests` requests from `--clients` keep-alive clients spread over them (get 40%,
+list 25%, patch 20%, create 10%, delete 5%): as fast as they are answered (the ceiling), or paced at
+`--rate` requests/s in all, latency counted from when each request was due (no coordinated omission).
+Reports requests/s, p50/p95/p99 per operation and the CPU per request of the registries, FerretDB and
+PostgreSQL (from /proc). `--code DIR` runs another checkout's registry (PYTHONPATH) for a before/after in
+one sitting; `--mongo-url` points at another store. Loopback only; bounded by the request count; stops and
+deletes what it started.
 """
 
 from __future__ import annotations
@@ -13,11 +20,15 @@ import argparse
 import asyncio
 import os
 import platform
+import random
 import statistics
 import sys
 import time
 import uuid
+from collections import defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from cryptography.fernet import Fernet
@@ -30,12 +41,10 @@ from webhooks_common.kafka import delete_topics, ensure_topics
 from webhooks_common.topics import Topics, topic_specs
 
 ROOT = Path(__file__).resolve().parent.parent
+INFRA = Path(os.environ.get("INFRA_DIR", ROOT / ".infra"))
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
-MONGO_HOST = (
-    os.environ.get("MONGO_URL", "mongodb://127.0.0.1:27017/webhooks").split("://", 1)[1].split("/")[0]
-)
 JWT = "bench-secret-0123456789abcdef0123456789"
-PER_ENTITY = 90  # below the default cap of 100 webhooks per entity
+MIX = {"get": 40, "list": 25, "patch": 20, "create": 10, "delete": 5}
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -43,125 +52,264 @@ def pct(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def drive(
-    session: aiohttp.ClientSession, clients: int, total: int, request: object
-) -> tuple[float, list[float], int]:
-    """`total` requests from `clients` concurrent loops; returns (seconds, latencies in ms, errors)."""
-    latencies: list[float] = []
-    errors = 0
-    counter = iter(range(total))
+def server_of(url: str) -> str:
+    return url.split("://", 1)[1].split("/", 1)[0]
 
-    async def client(cid: int) -> None:
-        nonlocal errors
-        for n in counter:
-            t0 = time.perf_counter()
-            ok = await request(session, cid, n)  # type: ignore[operator]
-            latencies.append((time.perf_counter() - t0) * 1000)
-            errors += not ok
 
-    started = time.perf_counter()
-    await asyncio.gather(*(client(c) for c in range(clients)))
-    return time.perf_counter() - started, latencies, errors
+def store_pids() -> dict[str, list[int]]:
+    """FerretDB's pid and PostgreSQL's (the postmaster and its backends), from tools/infra.py's pid files."""
+    out: dict[str, list[int]] = {}
+    for name in ("ferretdb", "postgres"):
+        try:
+            pid = int((INFRA / "run" / f"{name}.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+        out[name] = [pid, *children(pid)]
+    return out
+
+
+def children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            raw = stat.read_text()
+        except OSError:
+            continue
+        if int(raw[raw.rindex(")") + 2 :].split()[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    return {p: c for p in pids if (c := cpu_seconds(p)) is not None}
+
+
+def seed_docs(entities: list[str], per_entity: int, encrypted: str) -> list[dict[str, Any]]:
+    """Webhook documents as the registry stores them, version 1 and already published."""
+    now = datetime.now(UTC)
+    docs = []
+    for e in entities:
+        for i in range(per_entity):
+            docs.append(
+                {
+                    "_id": str(uuid.uuid4()),
+                    "entity_id": e,
+                    "entity_name": "Bench",
+                    "name": f"seed {i}",
+                    "enabled": True,
+                    "event_url": f"https://hooks.example.com/{e}/{i}",
+                    "event_list": ["booking.created"],
+                    "user_identifier": "bench",
+                    "created_at": now,
+                    "updated_at": now,
+                    "changed_at_ms": int(now.timestamp() * 1000),
+                    "version": 1,
+                    "published_version": 1,
+                    "pending": False,
+                    "deleted": False,
+                    "secrets": [{"encrypted": encrypted, "created_at": now, "expires_at": None}],
+                }
+            )
+    return docs
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--registries", type=int, default=2)
     parser.add_argument("--clients", type=int, default=50)
-    parser.add_argument("--creates", type=int, default=1000)
-    parser.add_argument("--lists", type=int, default=1000)
-    parser.add_argument("--append", type=Path, help="append a Registry section to this Markdown file")
+    parser.add_argument("--requests", type=int, default=10000)
+    parser.add_argument(
+        "--rate", type=float, default=0.0, help="requests/s in all, paced (0: as fast as the clients go)"
+    )
+    parser.add_argument("--webhooks", type=int, default=5000)
+    parser.add_argument("--entities", type=int, default=500)
+    parser.add_argument(
+        "--mongo-url", default=os.environ.get("MONGO_URL", "mongodb://127.0.0.1:27017/webhooks")
+    )
+    parser.add_argument("--code", type=Path, help="a checkout whose registry to run (PYTHONPATH)")
+    parser.add_argument("--label", default="", help="names the run in the report")
+    parser.add_argument("--append", type=Path, help="append the report to this Markdown file")
     args = parser.parse_args()
 
+    from pymongo import AsyncMongoClient
+
     run = uuid.uuid4().hex[:8]
+    database = f"bench_registry_{run}"
     topics = Topics(prefix=f"bench{run}.")
     specs = topic_specs(topics, input_partitions=1, delivery_partitions=1)
     await ensure_topics(KAFKA, specs)
-    port = free_port()
+    secrets_key = Fernet.generate_key().decode()
+    entities = [f"bench-{run}-{i}" for i in range(args.entities)]
+    per_entity = args.webhooks // args.entities
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(f"mongodb://{server_of(args.mongo_url)}")
+    docs = seed_docs(entities, per_entity, Fernet(secrets_key.encode()).encrypt(b"whsec_bench").decode())
+    t_seed = time.perf_counter()
+    for i in range(0, len(docs), 1000):
+        await mongo[database]["webhooks"].insert_many(docs[i : i + 1000])
+    seed_s = time.perf_counter() - t_seed
+
     env = dict(
         os.environ,
         KAFKA_BOOTSTRAP_SERVERS=KAFKA,
-        MONGO_URL=f"mongodb://{MONGO_HOST}/bench_registry_{run}",
+        MONGO_URL=f"mongodb://{server_of(args.mongo_url)}/{database}",
         KAFKA_TOPIC_PREFIX=topics.prefix,
-        WEBHOOK_SECRETS_KEY=Fernet.generate_key().decode(),
+        WEBHOOK_SECRETS_KEY=secrets_key,
         AUTH_JWT_SECRET=JWT,
-        REGISTRY_PORT=str(port),
         REGISTRY_HOST="127.0.0.1",
+        REGISTRY_COMMANDS_ENABLED="false",
+        REGISTRY_MAX_WEBHOOKS_PER_ENTITY="1000",
         LOG_LEVEL="WARNING",
     )
+    if args.code:
+        env["PYTHONPATH"] = os.pathsep.join(
+            str(args.code / p) for p in ("services/registry/src", "libs/common/src")
+        )
     workdir = Path(os.environ.get("TMPDIR", "/tmp")) / f"registry-bench-{run}"
-    proc = Proc("registry", [sys.executable, "-m", "registry"], env, workdir).start()
-    base = f"http://127.0.0.1:{port}"
-    entities = [f"bench-{run}-{i}" for i in range(args.creates // PER_ENTITY + args.clients + 1)]
-    token = mint_token(JWT, "bench", entities)
-    headers = {"Authorization": f"Bearer {token}"}
+    procs: list[Proc] = []
+    bases: list[str] = []
+    for n in range(args.registries):
+        port = free_port()
+        procs.append(
+            Proc(
+                f"registry{n}",
+                [sys.executable, "-m", "registry"],
+                {**env, "REGISTRY_PORT": str(port)},
+                workdir,
+            ).start()
+        )
+        bases.append(f"http://127.0.0.1:{port}")
+    # One token per entity, as Studio holds for its user (one token naming 500 entities is over 8 KiB).
+    auth = {e: {"Authorization": f"Bearer {mint_token(JWT, 'bench', [e])}"} for e in entities}
+    by_entity: dict[str, list[str]] = defaultdict(list)
+    for doc in docs:
+        by_entity[doc["entity_id"]].append(doc["_id"])
+    latencies: dict[str, list[float]] = defaultdict(list)
+    errors: dict[str, int] = defaultdict(int)
+    rng = random.Random(7)
+    ops = [op for op, weight in MIX.items() for _ in range(weight)]
+    plan = [rng.choice(ops) for _ in range(args.requests)]
     try:
-        await asyncio.to_thread(proc.wait_http, f"{base}/readyz", 60)
-        cpu0 = cpu_seconds(proc.pid) or 0.0
-        connector = aiohttp.TCPConnector(limit=args.clients)
-        async with aiohttp.ClientSession(base_url=base, headers=headers, connector=connector) as session:
+        for proc, base in zip(procs, bases, strict=True):
+            await asyncio.to_thread(proc.wait_http, f"{base}/readyz", 60)
+        stores = {k: cpu_by_pid(v) for k, v in store_pids().items()}
+        cpu0 = {p.name: cpu_seconds(p.pid) or 0.0 for p in procs}
+        sessions = [
+            aiohttp.ClientSession(base_url=b, connector=aiohttp.TCPConnector(limit=args.clients))
+            for b in bases
+        ]
+        counter = iter(range(args.requests))
 
-            async def create(s: aiohttp.ClientSession, _cid: int, n: int) -> bool:
-                entity = entities[n // PER_ENTITY]
+        async def one(s: aiohttp.ClientSession, op: str) -> bool:
+            entity = rng.choice(entities)
+            root = f"/api/managing-entity/{entity}/webhook"
+            h = auth[entity]
+            if op == "list":
+                async with s.get(f"{root}/list", headers=h) as r:
+                    await r.read()
+                    return r.status == 200
+            if op == "create":
                 body = {
-                    "name": f"hook {n}",
+                    "name": "bench",
                     "entity": {"identifier": entity, "name": "Bench"},
                     "enabled": True,
                     "eventList": ["booking.created"],
-                    "eventUrl": f"https://hooks.example.com/{n}",
+                    "eventUrl": f"https://hooks.example.com/{entity}/new",
                 }
-                async with s.post(f"/api/managing-entity/{entity}/webhook", json=body) as r:
-                    await r.read()
-                    return r.status == 201
-
-            listed = entities[: max(1, args.creates // PER_ENTITY)]
-
-            async def list_(s: aiohttp.ClientSession, _cid: int, n: int) -> bool:
-                async with s.get(f"/api/managing-entity/{listed[n % len(listed)]}/webhook/list") as r:
+                async with s.post(root, json=body, headers=h) as r:
+                    created = await r.json() if r.status == 201 else None
+                if created:
+                    by_entity[entity].append(created["id"])
+                return created is not None
+            ids = by_entity[entity]
+            if not ids:
+                return True  # every webhook of this entity was deleted already: nothing to do
+            if op == "delete":
+                hook = ids.pop(rng.randrange(len(ids)))
+                async with s.delete(f"{root}/{hook}", headers=h) as r:
                     await r.read()
                     return r.status == 200
+            hook = rng.choice(ids)
+            if op == "get":
+                async with s.get(f"{root}/{hook}", headers=h) as r:
+                    await r.read()
+                    return r.status in (200, 404)  # 404: deleted by another client meanwhile
+            async with s.patch(f"{root}/{hook}", json={"enabled": rng.random() < 0.5}, headers=h) as r:
+                await r.read()
+                return r.status in (200, 404)
 
-            create_s, create_ms, create_err = await drive(session, args.clients, args.creates, create)
-            cpu1 = cpu_seconds(proc.pid) or 0.0
-            list_s, list_ms, list_err = await drive(session, args.clients, args.lists, list_)
-            cpu2 = cpu_seconds(proc.pid) or 0.0
-        rss = rss_mb(proc.pid)
+        started = time.perf_counter()
+        interval = args.clients / args.rate if args.rate else 0.0
+
+        async def client(cid: int) -> None:
+            s = sessions[cid % len(sessions)]
+            due = started + interval * cid / args.clients  # staggered, then one request per interval
+            for n in counter:
+                op = plan[n]
+                if interval:
+                    await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                # Latency counts from when the request was due, so a slow answer that delays the
+                # next request is not hidden (no coordinated omission).
+                t0 = due if interval else time.perf_counter()
+                try:
+                    ok = await one(s, op)
+                except aiohttp.ClientError:
+                    ok = False
+                latencies[op].append((time.perf_counter() - t0) * 1000)
+                errors[op] += not ok
+                due += interval
+
+        await asyncio.gather(*(client(c) for c in range(args.clients)))
+        elapsed = time.perf_counter() - started
+        cpu1 = {p.name: cpu_seconds(p.pid) or 0.0 for p in procs}
+        # PostgreSQL starts a backend per new connection: count those that came during the run from zero.
+        store_cpu = {
+            k: sum(c - stores.get(k, {}).get(pid, 0.0) for pid, c in cpu_by_pid(v).items())
+            for k, v in store_pids().items()
+        }
+        for s in sessions:
+            await s.close()
+        rss = sum(rss_mb(p.pid) or 0.0 for p in procs)
     finally:
-        code = proc.stop(grace=15)
+        codes = [p.stop(grace=15) for p in procs]
         await delete_topics(KAFKA, [s.name for s in specs])
-        from pymongo import AsyncMongoClient
+        await mongo.drop_database(database)
+        await mongo.close()
+    print(f"registries exited with {codes}")
 
-        client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(f"mongodb://{MONGO_HOST}")
-        await client.drop_database(f"bench_registry_{run}")
-        await client.close()
-    print(f"registry exited with {code}")
-
-    rows = []
-    for name, secs, ms, err, count, cpu in (
-        ("create (POST)", create_s, create_ms, create_err, args.creates, cpu1 - cpu0),
-        ("list (GET, 90 webhooks each)", list_s, list_ms, list_err, args.lists, cpu2 - cpu1),
-    ):
-        rows.append(
-            f"| {name} | {count:,} | {count / secs:,.0f} | {statistics.median(ms):.1f} | "
-            f"{pct(ms, 0.95):.1f} | {pct(ms, 0.99):.1f} | {err} | {cpu / count * 1000:.2f} |"
-        )
+    total = sum(len(v) for v in latencies.values())
+    reg_cpu = sum(cpu1[p.name] - cpu0[p.name] for p in procs)
+    cpu_ms = {k: v / total * 1000 for k, v in store_cpu.items()}
+    rows = [
+        f"| {op} | {len(ms):,} | {statistics.median(ms):.1f} | {pct(ms, 0.95):.1f} | {pct(ms, 0.99):.1f} | "
+        f"{errors[op]} |"
+        for op in MIX
+        if (ms := latencies[op])
+    ]
+    all_ms = [x for v in latencies.values() for x in v]
     load = os.getloadavg()
+    store = "FerretDB on " + ("PostgreSQL" if "postgres" in stores else "SQLite")
     text = "\n".join(
         [
-            "## Registry",
+            f"### Registry mix{': ' + args.label if args.label else ''}",
             "",
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {platform.machine()}, "
-            f"{os.cpu_count()} cores, Python {platform.python_version()}, "
-            f"load average {load[0]:.1f} at the end; one `python -m registry` on the local FerretDB (SQLite) "
-            f"and Kafka, {args.clients} concurrent keep-alive clients on loopback, outbox publisher running "
-            "(every create is also published to the config topic). `bench/registry_bench.py`.",
+            f"{os.cpu_count()} cores, "
+            f"load average {load[0]:.1f} at the end; {args.registries} registry process(es) on {store}, "
+            f"{args.clients} clients "
+            + (f"paced at {args.rate:,.0f} requests/s in all" if args.rate else "as fast as answered")
+            + f", {args.webhooks:,} webhooks over {args.entities} entities (seeded in "
+            f"{seed_s:.1f} s), {args.requests:,} requests. `bench/registry_bench.py`.",
             "",
-            "| operation | requests | requests/s | p50 ms | p95 ms | p99 ms | errors | registry CPU ms/req |",
-            "|---|---|---|---|---|---|---|---|",
+            f"**{total / elapsed:,.0f} requests/s** in all; p50 {statistics.median(all_ms):.1f} ms, "
+            f"p99 {pct(all_ms, 0.99):.1f} ms. CPU per request: registries {reg_cpu / total * 1000:.2f} ms"
+            + "".join(f", {k} {v:.2f} ms" for k, v in cpu_ms.items())
+            + f"; registries' RSS {rss:.0f} MB.",
+            "",
+            "| operation | requests | p50 ms | p95 ms | p99 ms | errors |",
+            "|---|---|---|---|---|---|",
             *rows,
-            "",
-            f"Registry RSS at the end: {rss:.0f} MB." if rss else "",
             "",
         ]
     )

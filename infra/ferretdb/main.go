@@ -8,6 +8,7 @@ import (
 	"context"
 	"flag"
 	"log"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -20,9 +21,17 @@ func main() {
 	handler := flag.String("handler", "postgresql", "backend: postgresql or sqlite")
 	pgURL := flag.String("postgresql-url", "postgres://postgres@127.0.0.1:55432/ferretdb", "PostgreSQL URL")
 	dir := flag.String("data", "data", "directory for the SQLite databases (sqlite backend)")
+	level := flag.String("log-level", "warn", "debug, info, warn or error")
 	flag.Parse()
 
-	conf := &ferretdb.Config{Listener: ferretdb.ListenerConfig{TCP: *addr}, Handler: *handler}
+	var logLevel slog.Level
+	if err := logLevel.UnmarshalText([]byte(*level)); err != nil {
+		log.Fatalf("-log-level: %v", err)
+	}
+	// Every connection's start and stop is logged at info: thousands of lines a minute under load.
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel}))
+
+	conf := &ferretdb.Config{Listener: ferretdb.ListenerConfig{TCP: *addr}, Handler: *handler, Logger: logger}
 	switch *handler {
 	case "postgresql":
 		conf.PostgreSQLURL = *pgURL
