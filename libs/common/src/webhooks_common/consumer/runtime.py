@@ -300,8 +300,10 @@ class ConsumerRuntime(Generic[M]):
     async def _take(self, tp: TopicPartition, recs: list[Any]) -> None:
         decode = self._decoders[tp.topic]
         for rec in recs:
-            if not self._capacity.is_set():
-                await self._capacity.wait()
+            while not self._capacity.is_set():
+                if self._stopping:
+                    return
+                await wait_event(self._capacity, 0.5)
             tracker = self._trackers.get(tp)
             if tracker is None or tracker.revoked or self._stopping:
                 return  # not ours any more, or stopping: the rest is read again by whoever owns it
