@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -248,8 +247,7 @@ class ConsumerRuntime(Generic[M]):
             await asyncio.wait_for(asyncio.shield(task), within_s)
         except TimeoutError:
             task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
+            await asyncio.wait({task})  # not `await task`: a cancellation of ours must not be swallowed
         except Exception:
             pass  # reported by _loop_ended
 
@@ -258,8 +256,7 @@ class ConsumerRuntime(Generic[M]):
         self.request_stop()
         if self._loop_task is not None and not self._loop_task.done():
             self._loop_task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._loop_task
+            await asyncio.wait({self._loop_task})
         for timer in (*self._holds.values(), *self._retries):
             timer.cancel()
         self._holds.clear()
@@ -294,8 +291,7 @@ class ConsumerRuntime(Generic[M]):
                     await self._take(tp, recs)
         finally:
             committer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await committer
+            await asyncio.wait({committer})
 
     async def _take(self, tp: TopicPartition, recs: list[Any]) -> None:
         decode = self._decoders[tp.topic]
