@@ -29,18 +29,15 @@ REQUIRED = ("task_id", "event_id", "webhook_id", "url", "body")
 
 
 def sample() -> bytes:
+    """A task as the router writes it (field order and all), with a 400-byte body."""
     body = orjson.dumps({"id": "ev1", "type": "booking.created", "data": {"x": "y" * 330}}).decode()
-    return models.DeliveryTask(
-        task_id="ev-0123456789:w-0123456789",
-        event_id="ev-0123456789",
-        event_type="booking.created",
-        entity_id="entity-42",
-        webhook_id="w-0123456789",
-        webhook_version=3,
-        url="https://hooks.example.com/wink/booking",
-        body=body,
-        entered_at_ms=1_764_000_000_000,
-    ).to_bytes()
+    ids = {"task_id": "ev-0123456789:w-0123456789", "event_id": "ev-0123456789"}
+    event = {"event_type": "booking.created", "entity_id": "entity-42", "webhook_id": "w-0123456789"}
+    target = {"webhook_version": 3, "url": "https://hooks.example.com/wink/booking", "body": body}
+    rest = {"attempt": 1, "entered_at_ms": 1_764_000_000_000, "due_at_ms": 0, "source": "wink", "history": []}
+    raw = orjson.dumps({"v": 1, **ids, **event, **target, **rest})
+    assert models.DeliveryTask.from_bytes(raw).to_bytes() == raw
+    return raw
 
 
 # --- the old path (deliverer/records.py and handler.py before the runtime) --------------------------

@@ -315,35 +315,14 @@ def test_decode_task_rejects_garbage_and_bad_fields() -> None:
 
 
 def test_wire_structs_and_models_agree() -> None:
-    task = wire.DeliveryTask(
-        task_id="t",
-        event_id="e",
-        event_type="x",
-        entity_id="n",
-        webhook_id="w",
-        webhook_version=1,
-        url="u",
-        body="{}",
-        entered_at_ms=1,
-        history=(wire.AttemptSummary(attempt=1, at_ms=2, outcome="retry", status=500),),
-    )
+    summary = wire.AttemptSummary(attempt=1, at_ms=2, outcome="retry", status=500)
+    task = records.with_history(records.decode_task(TASK.to_bytes()), summary)
     model = DeliveryTask.from_bytes(wire.encode(task))
     assert model.to_bytes() == wire.encode(task)
     dead = wire.DeadLetter(task=task, reason="r", dead_at_ms=3)
     assert DeadLetter.from_bytes(wire.encode(dead)).to_bytes() == wire.encode(dead)
-    cmd = msgspec.json.decode(
-        WebhookCommand(
-            command_id="c",
-            action="disable",
-            webhook_id="w",
-            entity_id="n",
-            reason="r",
-            requested_by="deliverer",
-            at_ms=1,
-        ).to_bytes(),
-        type=wire.WebhookCommand,
-    )
-    assert WebhookCommand.from_bytes(wire.encode(cmd)).command_id == "c"
+    cmd = msgspec.json.decode(records.disable_command(task, "410", 9), type=wire.WebhookCommand)
+    assert WebhookCommand.from_bytes(wire.encode(cmd)).to_bytes() == wire.encode(cmd)
 
 
 # --- lanes ----------------------------------------------------------------------------------------
