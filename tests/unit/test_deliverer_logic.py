@@ -6,8 +6,11 @@ import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import Any
 
 import aiohttp
+import msgspec
+import orjson
 import pytest
 
 from deliverer import records
@@ -16,10 +19,11 @@ from deliverer.classify import Action, Outcome, TargetRefused, action_for, class
 from deliverer.configs import WebhookView
 from deliverer.handler import Verdict, precheck
 from deliverer.lanes import Lanes
-from deliverer.offsets import OffsetTracker
 from deliverer.retry import release_at_ms, tier_for
 from deliverer.settings import DEFAULT_SCHEDULE, parse_schedule
 from deliverer.ssrf import forbidden_reason
+from webhooks_common import wire
+from webhooks_common.consumer import OffsetTracker
 from webhooks_common.models import AttemptRecord, DeadLetter, DeliveryTask, WebhookCommand
 from webhooks_common.topics import RETRY_TIERS
 
@@ -192,7 +196,9 @@ def _view(enabled: bool = True, version: int = 2) -> WebhookView:
 
 
 def test_precheck() -> None:
-    task = {"webhook_id": "w1", "webhook_version": 2, "entered_at_ms": 1_000}
+    task = records.decode_task(
+        TASK.model_copy(update={"webhook_version": 2, "entered_at_ms": 1_000}).to_bytes()
+    )
     assert precheck(_view(), False, task, 2_000, 60_000)[0] is Verdict.GO
     assert precheck(_view(enabled=False), False, task, 2_000, 60_000) == (Verdict.DROP, "webhook disabled")
     assert precheck(None, True, task, 2_000, 60_000) == (Verdict.DROP, "webhook removed")
@@ -257,7 +263,8 @@ TASK = DeliveryTask(
 
 
 def test_records_parse_with_shared_models() -> None:
-    task = records.parse_task(TASK.to_bytes())
+    task = records.decode_task(TASK.to_bytes())
+    assert records.task_bytes(task) == TASK.to_bytes()  # the router's wire format, byte for byte
     rec = AttemptRecord.from_bytes(
         records.attempt_record(
             task,
@@ -277,9 +284,8 @@ def test_records_parse_with_shared_models() -> None:
         500,
         10,
     )
-    nxt = records.with_history(task, records.summary(1, 5, "retry", 500, None))
-    nxt["attempt"] = 2
-    again = DeliveryTask.model_validate(nxt)
+    nxt = records.with_history(task, records.summary(1, 5, "retry", 500, None), attempt=2)
+    again = DeliveryTask.from_bytes(records.task_bytes(nxt))
     assert again.attempt == 2 and again.history[0].status == 500 and again.body == TASK.body
     dead = DeadLetter.from_bytes(records.dead_letter(nxt, "8 attempt(s) failed", 9))
     assert dead.task.task_id == "ev1:w1" and dead.reason.startswith("8")
@@ -287,13 +293,66 @@ def test_records_parse_with_shared_models() -> None:
     assert cmd.action == "disable" and cmd.webhook_id == "w1" and cmd.requested_by == "deliverer"
 
 
-def test_parse_task_rejects_garbage() -> None:
-    for raw in (None, b"[]", b'{"task_id": 1}', b"not json"):
-        with pytest.raises(ValueError):
-            records.parse_task(raw)
+def test_decode_task_rejects_garbage_and_bad_fields() -> None:
+    good = orjson.loads(TASK.to_bytes())
+    bad_fields: list[dict[str, Any]] = [
+        {"due_at_ms": "soon"},
+        {"attempt": "two"},
+        {"webhook_version": "x"},
+        {"entered_at_ms": "yesterday"},
+        {"attempt": 0},
+        {"v": 2},
+        {"body": None},
+    ]
+    raws = [None, b"[]", b'{"task_id": 1}', b"not json"]
+    raws += [orjson.dumps({**good, **bad}) for bad in bad_fields]
+    raws += [orjson.dumps({k: v for k, v in good.items() if k != "webhook_id"})]
+    for raw in raws:
+        with pytest.raises((msgspec.DecodeError, msgspec.ValidationError, ValueError)):
+            records.decode_task(raw)
+    # unknown fields are ignored (a newer writer may add some), as the pydantic models do
+    assert records.decode_task(orjson.dumps({**good, "extra": 1})).task_id == TASK.task_id
+
+
+def test_wire_structs_and_models_agree() -> None:
+    summary = wire.AttemptSummary(attempt=1, at_ms=2, outcome="retry", status=500)
+    task = records.with_history(records.decode_task(TASK.to_bytes()), summary)
+    model = DeliveryTask.from_bytes(wire.encode(task))
+    assert model.to_bytes() == wire.encode(task)
+    dead = wire.DeadLetter(task=task, reason="r", dead_at_ms=3)
+    assert DeadLetter.from_bytes(wire.encode(dead)).to_bytes() == wire.encode(dead)
+    cmd = msgspec.json.decode(records.disable_command(task, "410", 9), type=wire.WebhookCommand)
+    assert WebhookCommand.from_bytes(wire.encode(cmd)).to_bytes() == wire.encode(cmd)
 
 
 # --- lanes ----------------------------------------------------------------------------------------
+
+
+def _no_error(job: object, exc: Exception) -> None:
+    raise AssertionError(f"{job} raised {exc!r}")
+
+
+async def test_a_job_that_raises_frees_its_slot_and_reports_its_error() -> None:
+    done: list[str] = []
+    errors: list[tuple[str, str]] = []
+
+    async def run(job: str) -> None:
+        if job == "boom":
+            raise RuntimeError("bug in an attempt")
+        done.append(job)
+
+    lanes: Lanes[str] = Lanes(
+        run, on_error=lambda j, e: errors.append((j, str(e))), per_url=1, max_in_flight=1, queue_limit=10
+    )
+    for job in ("boom", "a", "b"):
+        assert lanes.offer("http://x", job)
+    assert await lanes.wait_idle(1)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    await lanes.wait_idle(1)
+    assert errors == [("boom", "bug in an attempt")]
+    assert done == ["a", "b"]  # the slot came back and the lane went on
+    assert lanes.in_flight == 0
 
 
 async def test_lanes_limit_per_url_and_globally_and_overflow() -> None:
@@ -304,7 +363,7 @@ async def test_lanes_limit_per_url_and_globally_and_overflow() -> None:
         started.append(job)
         await gates[job[0]].wait()
 
-    lanes: Lanes[tuple[str, int]] = Lanes(run, per_url=2, max_in_flight=3, queue_limit=2)
+    lanes: Lanes[tuple[str, int]] = Lanes(run, on_error=_no_error, per_url=2, max_in_flight=3, queue_limit=2)
     assert all(lanes.offer("slow", ("slow", i)) for i in range(4))  # 2 running + 2 queued
     assert not lanes.offer("slow", ("slow", 4))  # its queue is full: the caller parks it
     assert lanes.offer("fast", ("fast", 0)) and lanes.offer("fast", ("fast", 1))
@@ -337,7 +396,7 @@ async def test_a_freed_slot_goes_to_a_waiting_lane_before_its_own() -> None:
         gates[job] = asyncio.Event()
         await gates[job].wait()
 
-    lanes: Lanes[str] = Lanes(run, per_url=2, max_in_flight=2, queue_limit=100)
+    lanes: Lanes[str] = Lanes(run, on_error=_no_error, per_url=2, max_in_flight=2, queue_limit=100)
     for i in range(4):
         lanes.offer("http://slow", f"slow{i}")
     lanes.offer("http://healthy", "healthy0")
@@ -366,7 +425,9 @@ async def test_a_url_that_stops_answering_gets_one_attempt_and_a_short_queue() -
         await release.wait()
         running["http://dead"] -= 1
 
-    lanes: Lanes[str] = Lanes(run, per_url=8, max_in_flight=256, queue_limit=500, degraded_queue_limit=3)
+    lanes: Lanes[str] = Lanes(
+        run, on_error=_no_error, per_url=8, max_in_flight=256, queue_limit=500, degraded_queue_limit=3
+    )
     lanes.mark("http://dead", answered=False)
     accepted = [lanes.offer("http://dead", f"j{i}") for i in range(10)]
     await asyncio.sleep(0)

@@ -304,6 +304,9 @@ def test_workloads_are_locked_down(rendered: list[Obj]) -> None:
                 assert all(QUANTITY.match(str(v)) for v in amounts.values()), f"{where}: {amounts}"
             if obj["kind"] == "Deployment":
                 assert "livenessProbe" in c and "readinessProbe" in c, where
+                # liveness: the process answers; readiness: its work runs (every service serves /readyz)
+                assert c["livenessProbe"]["httpGet"]["path"] == "/healthz", where
+                assert c["readinessProbe"]["httpGet"]["path"] == "/readyz", where
 
 
 def test_selectors_select_and_named_ports_exist(rendered: list[Obj]) -> None:

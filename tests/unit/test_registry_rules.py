@@ -8,15 +8,17 @@ from datetime import UTC, datetime, timedelta
 import pymongo.errors
 import pytest
 from aiohttp import web
+from aiokafka.errors import KafkaConnectionError
 
 from registry.auth import Principal, authorize, bearer_token, principal_from_claims
-from registry.commands import Outcome, outcome_for
+from registry.commands import outcome_for
 from registry.documents import current_secret, rotate_secrets
 from registry.handlers import parse_if_match
 from registry.openapi import build_openapi
 from registry.problems import Problem, problem_for
 from registry.routes import ROUTES
 from registry.validation import UrlPolicy, check_fields, normalize_event_list, url_error
+from webhooks_common.consumer import Outcome, Undecodable
 
 STRICT = UrlPolicy()
 
@@ -119,12 +121,12 @@ def test_rotation_keeps_the_old_secret_for_the_overlap_only() -> None:
     assert [s["encrypted"] for s in none_left] == ["b"] and until is None
 
 
-def test_command_errors_commit_or_retry() -> None:
-    assert outcome_for(None) is Outcome.COMMIT
-    assert outcome_for(ValueError("bad json")) is Outcome.COMMIT
+def test_command_errors_retry_or_are_set_aside() -> None:
+    assert outcome_for(Undecodable("bad json")) is Outcome.DEAD_LETTER
     assert outcome_for(pymongo.errors.AutoReconnect("down")) is Outcome.RETRY
-    assert outcome_for(Problem(503, "down")) is Outcome.RETRY
-    assert outcome_for(Problem(404, "gone")) is Outcome.COMMIT
+    assert outcome_for(Problem(409, "lost a race")) is Outcome.RETRY
+    assert outcome_for(KafkaConnectionError()) is Outcome.RETRY
+    assert outcome_for(RuntimeError("a bug")) is Outcome.DEAD_LETTER
 
 
 def test_openapi_describes_every_route_we_serve() -> None:

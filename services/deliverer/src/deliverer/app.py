@@ -12,14 +12,17 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from deliverer.configs import ConfigFollower, ConfigView
-from deliverer.consumer import DeliveryConsumer
+from deliverer.consumer import delivery_runtime
 from deliverer.handler import Pipeline
 from deliverer.http_client import make_session
 from deliverer.metrics import DelivererMetrics, serve_metrics
 from deliverer.settings import DelivererSettings
+from webhooks_common.consumer import ConsumerRuntime
+from webhooks_common.consumer.health import Check
 from webhooks_common.kafka import make_producer, start_client, stop_client
 from webhooks_common.secrets import SecretBox
 from webhooks_common.topics import RETRY_TIERS, Topics
+from webhooks_common.wire import DeliveryTask
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +41,11 @@ class Deliverer:
         self._tiers = tuple(tiers)
         self._stopped = asyncio.Event()
         self._fatal: BaseException | None = None
-        self._run_task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
         self._follower: ConfigFollower | None = None
-        self._consumer: DeliveryConsumer | None = None
+        self._consumer: ConsumerRuntime[DeliveryTask] | None = None
+        # what /readyz checks (read at each request, so a part started later can add its own)
+        self.checks: dict[str, Check] = {"consumer": self._consumer_ready}
         self._producer: AIOKafkaProducer | None = None
         self._session: aiohttp.ClientSession | None = None
         self._stop_lock = asyncio.Lock()
@@ -49,7 +53,9 @@ class Deliverer:
 
     async def start(self) -> None:
         s = self.settings
-        self._runner, self.metrics_port = await serve_metrics(self.metrics, s.metrics_host, s.metrics_port)
+        self._runner, self.metrics_port = await serve_metrics(
+            self.metrics, s.metrics_host, s.metrics_port, self.checks
+        )
         # secrets and states first: no task may be handled against an empty view
         self._follower = ConfigFollower(s.kafka_bootstrap_servers, self.topics.config, self.view)
         await self._follower.start()
@@ -73,18 +79,17 @@ class Deliverer:
             tiers=self._tiers,
             on_fatal=self._on_fatal,
         )
-        self._consumer = DeliveryConsumer(s, self.topics, self.pipeline, self.metrics, self._tiers)
+        self._consumer = delivery_runtime(
+            s, self.topics, self.pipeline, self.metrics, self._tiers, producer, self._on_fatal
+        )
         await self._consumer.start()
-        self._run_task = asyncio.create_task(self._consumer.run(), name="deliverer-loop")
-        self._run_task.add_done_callback(self._loop_ended)
         self._started = True
         log.info(
             "deliverer started (group %s, metrics on :%s)", s.consumer_group(s.group_id), self.metrics_port
         )
 
-    def _loop_ended(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            self._on_fatal(task.exception())  # type: ignore[arg-type]
+    def _consumer_ready(self) -> bool:
+        return self._consumer is not None and self._consumer.ready
 
     def _on_fatal(self, exc: BaseException) -> None:
         if self._fatal is None:
@@ -113,11 +118,8 @@ class Deliverer:
             self._started = False
             self.request_stop()
             s = self.settings
-            if self._run_task is not None:
-                try:
-                    await asyncio.wait_for(asyncio.shield(self._run_task), 5)
-                except (TimeoutError, Exception):
-                    self._run_task.cancel()
+            assert self._consumer is not None
+            await self._consumer.wait_stopped(5)
             self.pipeline.forget_all_queued()  # never started: left uncommitted for the next owner
             if not await self.pipeline.lanes.wait_idle(s.shutdown_grace_s):
                 log.warning(
@@ -125,7 +127,6 @@ class Deliverer:
                 )
                 await self.pipeline.lanes.cancel_all()
             await self.pipeline.wait_acked(10)
-            assert self._consumer is not None
             try:
                 await self._consumer.commit()
             except Exception:

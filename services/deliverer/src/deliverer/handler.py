@@ -1,7 +1,9 @@
 """One delivery task from read to finished: checks, the attempt, and what gets published after it.
 
-A task is finished (its offset may be committed) only when everything it published is acked by Kafka:
-the attempt record and, as the case may be, the retry, the dead letter or the disable command.
+A task is finished (`job.done()`: its offset may be committed) only when everything it published is acked
+by Kafka: the attempt record and, as the case may be, the retry, the dead letter or the disable command.
+Any exception while handling a task goes to `job.fail(exc)`: the consumer runtime's policy decides
+(retry it later, or set it aside), so a failing task never leaks its slot or holds its partition's commits.
 """
 
 from __future__ import annotations
@@ -10,12 +12,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 import aiohttp
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 
 from deliverer import records, signing
 from deliverer.backoff import next_delay, parse_retry_after
@@ -24,11 +25,11 @@ from deliverer.configs import ConfigView, WebhookView
 from deliverer.http_client import post
 from deliverer.lanes import Lanes
 from deliverer.metrics import DelivererMetrics
-from deliverer.offsets import OffsetTracker
 from deliverer.retry import tier_for
 from deliverer.settings import DelivererSettings
-from webhooks_common.aio import wait_event
+from webhooks_common.consumer import Inbound
 from webhooks_common.topics import Topics
+from webhooks_common.wire import DeliveryTask
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +37,7 @@ log = logging.getLogger(__name__)
 DUE_SLACK_MS = 50
 
 
-@dataclass(slots=True)
-class Job:
-    tp: TopicPartition
-    offset: int
-    tracker: OffsetTracker
-    key: bytes | None
-    task: dict[str, Any]
+Job = Inbound[DeliveryTask]
 
 
 class Verdict(Enum):
@@ -52,17 +47,18 @@ class Verdict(Enum):
 
 
 def precheck(
-    view: WebhookView | None, removed: bool, task: dict[str, Any], now_ms: int, grace_ms: int
+    view: WebhookView | None, removed: bool, task: DeliveryTask, now_ms: int, grace_ms: int
 ) -> tuple[Verdict, str]:
     """May this task be attempted now, against our view of its webhook? (pure)"""
+    entered = task.entered_at_ms or now_ms
     if view is None:
         if removed:
             return Verdict.DROP, "webhook removed"
-        if now_ms - int(task.get("entered_at_ms") or now_ms) > grace_ms:
+        if now_ms - entered > grace_ms:
             return Verdict.DROP, "webhook unknown"
         return Verdict.DEFER, "config not seen yet"  # the router saw a config our follower has not read yet
-    behind = view.version < int(task.get("webhook_version") or 0)
-    if behind and now_ms - int(task.get("entered_at_ms") or now_ms) <= grace_ms:
+    behind = view.version < task.webhook_version
+    if behind and now_ms - entered <= grace_ms:
         return Verdict.DEFER, "config behind"
     if not view.enabled:
         return Verdict.DROP, "webhook disabled"
@@ -94,27 +90,25 @@ class Pipeline:
         self._grace_ms = int(settings.unknown_webhook_grace_s * 1000)
         self.lanes: Lanes[Job] = Lanes(
             self._attempt,
+            on_error=lambda job, exc: job.fail(exc),
             per_url=settings.per_url_concurrency,
             max_in_flight=settings.max_in_flight,
             queue_limit=settings.per_url_queue_limit,
             degraded_queue_limit=settings.degraded_queue_limit,
         )
-        self.pending = 0
-        self._capacity = asyncio.Event()
-        self._capacity.set()
         self._unacked: set[asyncio.Future[Any]] = set()
 
     # --- intake -------------------------------------------------------------------------------------
 
     async def submit(self, job: Job) -> None:
-        self._take()
-        task = job.task
+        """Queue the task for its URL, or finish it at once (park, drop). Raises: the caller fails the job."""
+        task = job.value
         now_ms = int(time.time() * 1000)
-        due = int(task.get("due_at_ms") or 0)
+        due = task.due_at_ms
         if due - now_ms > DUE_SLACK_MS:
             await self._park(job, (due - now_ms) / 1000, "waiting", due_at_ms=due)
             return
-        wid = task["webhook_id"]
+        wid = task.webhook_id
         verdict, reason = precheck(self._view.get(wid), self._view.removed(wid), task, now_ms, self._grace_ms)
         if verdict is Verdict.DROP:
             await self._drop(job, reason)
@@ -127,17 +121,13 @@ class Pipeline:
                 # This URL already has a full queue: park the task instead of holding memory or the partition.
                 await self._park(job, self._s.overflow_delay_s, "overflow")
 
-    async def wait_capacity(self, within_s: float) -> bool:
-        return await wait_event(self._capacity, within_s)
-
     # --- the attempt --------------------------------------------------------------------------------
 
     async def _attempt(self, job: Job) -> None:
-        if job.tracker.revoked:
-            self._release()  # the partition moved to another deliverer, which will deliver it
-            return
-        task = job.task
-        wid = task["webhook_id"]
+        if job.revoked:
+            return  # the partition moved to another deliverer, which will deliver it
+        task = job.value
+        wid = task.webhook_id
         view = self._view.get(wid)
         now_ms = int(time.time() * 1000)
         verdict, reason = precheck(view, self._view.removed(wid), task, now_ms, self._grace_ms)
@@ -150,8 +140,8 @@ class Pipeline:
         if not keys:
             await self._finish_dead(job, url, "no valid signing secret", now_ms, 0.0, None, "no-secret")
             return
-        body = task["body"].encode()
-        headers = signing.headers(keys, task["task_id"], int(time.time()), body, self._s.user_agent)
+        body = task.body.encode()
+        headers = signing.headers(keys, task.task_id, int(time.time()), body, self._s.user_agent)
         self._m.in_flight.inc()
         try:
             res = await post(self._session, url, body, headers, self._s.response_snippet_bytes)
@@ -163,7 +153,7 @@ class Pipeline:
         at_ms = int(time.time() * 1000)
         throttled = outcome is Outcome.THROTTLED
         retry_after = parse_retry_after(res.retry_after, at_ms / 1000) if throttled else None
-        attempt = int(task["attempt"])
+        attempt = task.attempt
         delay = next_delay(attempt, outcome, retry_after, self._schedule, jitter=self._s.jitter)
         action = action_for(outcome, delay)
         err = error_name(res.error) if res.error is not None else None
@@ -183,10 +173,9 @@ class Pipeline:
         if action is Action.RETRY:
             assert delay is not None
             next_at = at_ms + int(delay * 1000)
-            nxt = records.with_history(task, records.summary(attempt, at_ms, "retry", res.status, err))
-            nxt["attempt"] = attempt + 1
-            nxt["due_at_ms"] = next_at
-            futs.append(await self._send(self._tier_topic(delay), job.key, records.orjson_dumps(nxt)))
+            entry = records.summary(attempt, at_ms, "retry", res.status, err)
+            nxt = records.with_history(task, entry, attempt=attempt + 1, due_at_ms=next_at)
+            futs.append(await self._send(self._tier_topic(delay), job.key, records.task_bytes(nxt)))
         elif action is Action.DISABLE:
             self._view.mark_disabled(wid)
             log.info("webhook %s answered 410 Gone at %s: disabling it", wid, url)
@@ -219,10 +208,10 @@ class Pipeline:
         status: int | None,
         err: str | None,
     ) -> None:
-        task = job.task
-        wid = task["webhook_id"]
+        task = job.value
+        wid = task.webhook_id
         label = "refused" if err == "refused" else "dead"
-        final = records.with_history(task, records.summary(int(task["attempt"]), at_ms, label, status, err))
+        final = records.with_history(task, records.summary(task.attempt, at_ms, label, status, err))
         dlq = await self._send(self._topics.dlq, wid.encode(), records.dead_letter(final, reason, at_ms))
         rec = records.attempt_record(
             task, url=url, outcome=label, at_ms=at_ms, duration_ms=dur_ms, status=status, error=err
@@ -230,16 +219,16 @@ class Pipeline:
         att = await self._send(self._topics.attempts, wid.encode(), rec)
         self._m.attempts.labels(label).inc()
         self._m.dlq.inc()
-        log.warning("task %s dead-lettered: %s", task["task_id"], reason)
+        log.warning("task %s dead-lettered: %s", task.task_id, reason)
         self._finish(job, [dlq, att])
 
     async def _drop(self, job: Job, reason: str) -> None:
-        task = job.task
-        wid = task["webhook_id"]
+        task = job.value
+        wid = task.webhook_id
         view = self._view.get(wid)
         at_ms = int(time.time() * 1000)
         rec = records.attempt_record(
-            task, url=view.url if view else task["url"], outcome="dropped", at_ms=at_ms, error=reason
+            task, url=view.url if view else task.url, outcome="dropped", at_ms=at_ms, error=reason
         )
         self._m.dropped.labels(reason).inc()
         self._finish(job, [await self._send(self._topics.attempts, wid.encode(), rec)])
@@ -247,7 +236,7 @@ class Pipeline:
     async def _park(self, job: Job, delay_s: float, why: str, *, due_at_ms: int | None = None) -> None:
         """Put the task (unchanged attempt number) on a delay topic; no attempt is used."""
         due = due_at_ms if due_at_ms is not None else int(time.time() * 1000 + delay_s * 1000)
-        value = records.orjson_dumps({**job.task, "due_at_ms": due})
+        value = records.task_bytes(job.value, due_at_ms=due)
         self._m.deferred.labels(why).inc()
         self._finish(job, [await self._send(self._tier_topic(delay_s), job.key, value)])
 
@@ -269,40 +258,21 @@ class Pipeline:
             self._unacked.discard(f)
             if f.cancelled() or f.exception() is not None:
                 exc = f.exception() if not f.cancelled() else asyncio.CancelledError()
-                log.error("publishing the outcome of task %s failed: %r", job.task.get("task_id"), exc)
-                self._release()  # not marked done: its offset stays uncommitted and it is redelivered
+                log.error("publishing the outcome of task %s failed: %r", job.value.task_id, exc)
+                # not marked done: its offset stays uncommitted and it is redelivered after the restart
                 self._on_fatal(exc or RuntimeError("publish failed"))
                 return
-            job.tracker.done(job.offset)
-            self._release()
+            job.done()
 
         agg.add_done_callback(acked)
 
-    def skip(self, job: Job) -> None:
-        """An unreadable record: nothing to deliver, finished at once."""
-        self._m.invalid.inc()
-        job.tracker.done(job.offset)
-
-    def _take(self) -> None:
-        self.pending += 1
-        self._m.pending.set(self.pending)
-        if self.pending >= self._s.max_pending:
-            self._capacity.clear()
-
-    def _release(self) -> None:
-        self.pending -= 1
-        self._m.pending.set(self.pending)
-        if self.pending < self._s.max_pending:
-            self._capacity.set()
-
     def forget(self, pred: Callable[[Job], bool]) -> None:
         """Drop queued jobs of revoked partitions (their new owner delivers them)."""
-        for _ in range(self.lanes.drop_where(pred)):
-            self._release()
+        self.lanes.drop_where(pred)
 
     def forget_all_queued(self) -> None:
-        for _ in range(self.lanes.drop_queued()):
-            self._release()
+        """On shutdown: queued jobs were never started; their offsets stay uncommitted for the next owner."""
+        self.lanes.drop_queued()
 
     async def wait_acked(self, within_s: float) -> bool:
         if not self._unacked:

@@ -6,16 +6,22 @@ keep many dead URLs from starving the healthy ones (both seen in the isolation b
   and a short queue (the rest is parked on a retry topic by the caller) until it answers again, so dead URLs
   cannot take every global slot or push the process over its pending cap;
 - a freed global slot goes first to the lanes that have been waiting for one, then back to its own lane.
+
+A job that raises frees its slots like any other and its exception goes to `on_error` (never left in a
+task that nobody awaits, where it would only show at garbage collection).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 J = TypeVar("J")
+
+log = logging.getLogger(__name__)
 
 MAX_DEGRADED_REMEMBERED = 10_000
 
@@ -34,12 +40,14 @@ class Lanes(Generic[J]):
         self,
         run: Callable[[J], Awaitable[None]],
         *,
+        on_error: Callable[[J, Exception], None],
         per_url: int,
         max_in_flight: int,
         queue_limit: int,
         degraded_queue_limit: int = 20,
     ) -> None:
         self._run = run
+        self._on_error = on_error
         self._per_url = per_url
         self._max = max_in_flight
         self._queue_limit = queue_limit
@@ -96,6 +104,11 @@ class Lanes(Generic[J]):
     async def _go(self, url: str, lane: _Lane[J], job: J) -> None:
         try:
             await self._run(job)
+        except Exception as exc:
+            try:
+                self._on_error(job, exc)
+            except Exception:
+                log.exception("error handler failed for %r", job)
         finally:
             lane.active -= 1
             self.in_flight -= 1

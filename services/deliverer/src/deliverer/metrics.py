@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -12,6 +14,8 @@ from prometheus_client import (
     generate_latest,
 )
 
+from webhooks_common.consumer import add_health_routes, serve_app
+from webhooks_common.consumer.health import Check
 from webhooks_common.metrics import LATENCY_BUCKETS
 
 
@@ -37,11 +41,13 @@ class DelivererMetrics:
         self.deferred = Counter(
             "deliverer_deferred", "Tasks parked on a retry topic without an attempt.", ["reason"], registry=r
         )
-        self.invalid = Counter("deliverer_invalid_tasks", "Unreadable delivery tasks skipped.", registry=r)
+        self.invalid = Counter("deliverer_invalid_tasks", "Tasks set aside on the invalid topic.", registry=r)
 
 
-async def serve_metrics(metrics: DelivererMetrics, host: str, port: int) -> tuple[web.AppRunner, int]:
-    """Serve /metrics and /healthz; returns the runner and the bound port (useful with port 0)."""
+async def serve_metrics(
+    metrics: DelivererMetrics, host: str, port: int, checks: Mapping[str, Check]
+) -> tuple[web.AppRunner, int]:
+    """Serve /metrics, /healthz and /readyz (`checks`); returns the runner and the bound port."""
     app = web.Application()
 
     async def serve(_r: web.Request) -> web.Response:
@@ -50,14 +56,5 @@ async def serve_metrics(metrics: DelivererMetrics, host: str, port: int) -> tupl
         )
 
     app.router.add_get("/metrics", serve)
-
-    async def healthz(_r: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    app.router.add_get("/healthz", healthz)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound = port or int(runner.addresses[0][1])
-    return runner, bound
+    add_health_routes(app, checks)
+    return await serve_app(app, host, port)

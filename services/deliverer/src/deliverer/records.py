@@ -1,7 +1,9 @@
-"""Outgoing Kafka messages built from plain dicts (no pydantic on the hot path).
+"""Kafka messages in and out of the deliverer, typed (msgspec Structs of webhooks_common.wire).
 
-The shapes are those of webhooks_common.models (AttemptRecord, DeadLetter, WebhookCommand, DeliveryTask);
-tests/unit/test_deliverer_records.py parses them back with those models to keep them in step.
+A delivery task is decoded once at the consumer's edge into a `DeliveryTask` Struct, which checks every
+field's type (a non-numeric `due_at_ms` is refused there, not by an `int()` deep in an attempt). Outgoing
+tasks are the same Struct with fields replaced, so they keep the router's wire format exactly.
+tests/unit/test_deliverer_logic.py parses these back with the pydantic models to keep them in step.
 """
 
 from __future__ import annotations
@@ -9,25 +11,24 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import msgspec
 import orjson
 
-REQUIRED_TASK_FIELDS = ("task_id", "event_id", "webhook_id", "url", "body")
+from webhooks_common.consumer import Undecodable
+from webhooks_common.wire import AttemptSummary, DeadLetter, DeliveryTask, WebhookCommand, encode
+
+_task_decoder = msgspec.json.Decoder(DeliveryTask)
 
 
-def parse_task(raw: bytes | None) -> dict[str, Any]:
-    """A DeliveryTask as a dict (raises ValueError when it is not one)."""
+def decode_task(raw: bytes | None) -> DeliveryTask:
+    """The task in a record's value (raises when it is not one: the runtime sets such records aside)."""
     if raw is None:
-        raise ValueError("empty delivery task")
-    task = orjson.loads(raw)
-    if not isinstance(task, dict) or any(not isinstance(task.get(f), str) for f in REQUIRED_TASK_FIELDS):
-        raise ValueError("not a delivery task")
-    task.setdefault("attempt", 1)
-    task.setdefault("history", [])
-    return task
+        raise Undecodable("empty delivery task")
+    return _task_decoder.decode(raw)
 
 
 def attempt_record(
-    task: dict[str, Any],
+    task: DeliveryTask,
     *,
     url: str,
     outcome: str,
@@ -40,13 +41,13 @@ def attempt_record(
 ) -> bytes:
     rec: dict[str, Any] = {
         "v": 1,
-        "task_id": task["task_id"],
-        "event_id": task["event_id"],
-        "event_type": task.get("event_type", ""),
-        "webhook_id": task["webhook_id"],
-        "entity_id": task.get("entity_id", ""),
+        "task_id": task.task_id,
+        "event_id": task.event_id,
+        "event_type": task.event_type,
+        "webhook_id": task.webhook_id,
+        "entity_id": task.entity_id,
         "url": url,
-        "attempt": task["attempt"],
+        "attempt": task.attempt,
         "outcome": outcome,
         "duration_ms": round(duration_ms, 3),
         "at_ms": at_ms,
@@ -62,37 +63,31 @@ def attempt_record(
     return orjson.dumps(rec)
 
 
-def summary(attempt: int, at_ms: int, outcome: str, status: int | None, error: str | None) -> dict[str, Any]:
-    s: dict[str, Any] = {"attempt": attempt, "at_ms": at_ms, "outcome": outcome}
-    if status is not None:
-        s["status"] = status
-    if error is not None:
-        s["error"] = error
-    return s
+def summary(attempt: int, at_ms: int, outcome: str, status: int | None, error: str | None) -> AttemptSummary:
+    return AttemptSummary(attempt=attempt, at_ms=at_ms, outcome=outcome, status=status, error=error)
 
 
-def with_history(task: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
-    return {**task, "history": [*task.get("history", []), entry]}
+def with_history(task: DeliveryTask, entry: AttemptSummary, **changes: Any) -> DeliveryTask:
+    return msgspec.structs.replace(task, history=(*task.history, entry), **changes)
 
 
-def dead_letter(task: dict[str, Any], reason: str, at_ms: int) -> bytes:
-    return orjson.dumps({"v": 1, "task": task, "reason": reason, "dead_at_ms": at_ms})
+def task_bytes(task: DeliveryTask, **changes: Any) -> bytes:
+    return encode(msgspec.structs.replace(task, **changes) if changes else task)
 
 
-def disable_command(task: dict[str, Any], reason: str, at_ms: int) -> bytes:
-    return orjson.dumps(
-        {
-            "v": 1,
-            "command_id": uuid.uuid4().hex,
-            "action": "disable",
-            "webhook_id": task["webhook_id"],
-            "entity_id": task.get("entity_id", ""),
-            "reason": reason,
-            "requested_by": "deliverer",
-            "at_ms": at_ms,
-        }
+def dead_letter(task: DeliveryTask, reason: str, at_ms: int) -> bytes:
+    return encode(DeadLetter(task=task, reason=reason, dead_at_ms=at_ms))
+
+
+def disable_command(task: DeliveryTask, reason: str, at_ms: int) -> bytes:
+    return encode(
+        WebhookCommand(
+            command_id=uuid.uuid4().hex,
+            action="disable",
+            webhook_id=task.webhook_id,
+            entity_id=task.entity_id,
+            reason=reason,
+            requested_by="deliverer",
+            at_ms=at_ms,
+        )
     )
-
-
-def orjson_dumps(obj: dict[str, Any]) -> bytes:
-    return orjson.dumps(obj)

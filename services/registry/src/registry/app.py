@@ -139,6 +139,7 @@ class Runtime:
                 self.settings.kafka_bootstrap_servers,
                 self.topics.commands,
                 self.settings.consumer_group(self.settings.commands_group),
+                invalid_topic=self.topics.invalid,
             )
             self._tasks.append(asyncio.create_task(consumer.run(), name="registry-commands"))
         yield

@@ -1,72 +1,99 @@
-"""Consumes `webhooks.commands` (e.g. the deliverer's "disable" after a 410) with a consumer group and
-applies each through the same service path as the API; the offset is committed only after the write."""
+"""Consumes `webhooks.commands` (e.g. the deliverer's "disable" after a 410) on the shared consumer runtime
+and applies each through the same service path as the API; the offset is committed only after the write.
+
+A record that is not a command (bad JSON, unknown action, missing field) is set aside on `webhooks.invalid`
+with its reason by the runtime. What applying a command raised is mapped to commit / retry in ONE place,
+`outcome_for`. Commands are applied one at a time, in order: a retried command holds the ones after it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import enum
 import logging
 
-import pydantic
+import msgspec
 import pymongo.errors
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.errors import KafkaError
 
 from registry.problems import Problem
 from registry.service import WebhookService
-from webhooks_common.aio import raise_if_cancelled
-from webhooks_common.kafka import start_client, stop_client
-from webhooks_common.models import WebhookCommand
+from webhooks_common.consumer import (
+    BaseHandler,
+    ConsumerRuntime,
+    Inbound,
+    Outcome,
+    RuntimeSettings,
+    Undecodable,
+    default_outcome,
+)
+from webhooks_common.wire import WebhookCommand
 
 log = logging.getLogger(__name__)
 
-
-class Outcome(enum.Enum):
-    COMMIT = "commit"  # done, or can never be done (bad message): move on
-    RETRY = "retry"  # a dependency is down: try the same record again later
+_decoder = msgspec.json.Decoder(WebhookCommand)
 
 
-def outcome_for(exc: BaseException | None) -> Outcome:
-    """The one place deciding what a failed command means for its offset."""
-    if exc is None:
-        return Outcome.COMMIT
-    if isinstance(exc, pydantic.ValidationError | ValueError):
-        return Outcome.COMMIT  # malformed or unknown command: retrying cannot help
-    if isinstance(exc, Problem):
-        return Outcome.RETRY if exc.status >= 500 or exc.status == 409 else Outcome.COMMIT
-    if isinstance(exc, pymongo.errors.PyMongoError | KafkaError | OSError | TimeoutError):
-        return Outcome.RETRY
-    return Outcome.COMMIT
-
-
-async def apply_command(service: WebhookService, raw: bytes | None) -> bool:
+def decode_command(raw: bytes | None) -> WebhookCommand:
     if raw is None:
-        return False
-    cmd = WebhookCommand.from_bytes(raw)
+        raise Undecodable("empty command")
+    return _decoder.decode(raw)
+
+
+def outcome_for(exc: BaseException) -> Outcome:
+    """The one place deciding what a failure to apply a command means for its offset."""
+    if isinstance(exc, pymongo.errors.PyMongoError):
+        return Outcome.RETRY  # the store is down or refused for now: the command must not be lost
+    if isinstance(exc, Problem):
+        # the service's refusals of a disable: a lost compare-and-set race, or its store failing (a
+        # webhook that is gone is "nothing to do" already): both pass, so try again
+        return Outcome.RETRY
+    return default_outcome(exc)  # Kafka and I/O errors retry; anything else is set aside with its reason
+
+
+async def apply_command(service: WebhookService, cmd: WebhookCommand) -> bool:
+    """Apply one command; False when there was nothing to do (webhook gone or already disabled)."""
     if cmd.action == "disable":
         return await service.disable(cmd.webhook_id, cmd.entity_id, cmd.reason, cmd.requested_by)
-    raise ValueError(f"unknown command action {cmd.action!r}")
+    raise Undecodable(f"unknown command action {cmd.action!r}")  # the decoder lets none through today
 
 
-class CommandConsumer:
-    def __init__(self, service: WebhookService, bootstrap: str, topic: str, group: str) -> None:
+class CommandConsumer(BaseHandler[WebhookCommand]):
+    def __init__(
+        self, service: WebhookService, bootstrap: str, topic: str, group: str, *, invalid_topic: str
+    ) -> None:
         self.service, self.bootstrap, self.topic, self.group = service, bootstrap, topic, group
+        self.invalid_topic = invalid_topic
+        self._runtime: ConsumerRuntime[WebhookCommand] | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._runtime is not None and self._runtime.ready
+
+    async def handle(self, rec: Inbound[WebhookCommand]) -> None:
+        await apply_command(self.service, rec.value)
+        rec.done()
 
     async def run(self) -> None:
+        """Until cancelled; a consumer whose loop dies is replaced after a backoff."""
         backoff = 0.5
         while True:
-            consumer = AIOKafkaConsumer(
-                self.topic,
-                bootstrap_servers=self.bootstrap,
-                group_id=self.group,
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
+            runtime = self._runtime = ConsumerRuntime(
+                RuntimeSettings(
+                    bootstrap=self.bootstrap,
+                    group_id=self.group,
+                    invalid_topic=self.invalid_topic,
+                    max_poll_records=100,
+                    max_pending=1,  # one at a time, in order
+                ),
+                {self.topic: decode_command},
+                self,
+                policy=outcome_for,
             )
             try:
-                await start_client(consumer)
+                await runtime.start()
                 backoff = 0.5
-                await self._consume(consumer)
+                await runtime.wait_stopped()
+                raise RuntimeError(f"commands consumer stopped: {runtime.failed!r}")
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -76,30 +103,10 @@ class CommandConsumer:
             finally:
                 # Bounded: stopping a consumer that was cancelled while joining its group can hang.
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(stop_client(consumer), 10)
+                    await asyncio.wait_for(self._stop(runtime), 10)
 
-    async def _consume(self, consumer: AIOKafkaConsumer) -> None:
-        while True:
-            raise_if_cancelled()
-            batch = await consumer.getmany(timeout_ms=500, max_records=100)
-            for tp, records in batch.items():
-                for record in records:
-                    await self._handle(consumer, tp, record)
-
-    async def _handle(self, consumer: AIOKafkaConsumer, tp: TopicPartition, record: ConsumerRecord) -> None:
-        delay = 0.2
-        while True:
-            raise_if_cancelled()
-            error: BaseException | None = None
-            try:
-                await apply_command(self.service, record.value)
-            except Exception as exc:
-                error = exc
-            if outcome_for(error) is Outcome.COMMIT:
-                if error is not None:
-                    log.warning("command skipped", extra={"offset": record.offset, "error": repr(error)})
-                await consumer.commit({tp: record.offset + 1})
-                return
-            log.warning("command will be retried", extra={"offset": record.offset, "error": repr(error)})
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+    @staticmethod
+    async def _stop(runtime: ConsumerRuntime[WebhookCommand]) -> None:
+        with contextlib.suppress(Exception):
+            await runtime.commit()
+        await runtime.stop()

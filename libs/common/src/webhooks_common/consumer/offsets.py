@@ -1,4 +1,4 @@
-"""Per-partition offset tracking: commit only up to the last contiguous finished task."""
+"""Per-partition offset tracking: commit only up to the last contiguous finished record."""
 
 from __future__ import annotations
 
