@@ -147,6 +147,7 @@ def read_pid(name: str) -> int | None:
 
 
 def spawn(name: str, argv: list[str], cwd: Path, user: str | None = None) -> int:
+    """Start a detached server with its output in LOGS/name.log and its pid in RUN/name.pid."""
     RUN.mkdir(parents=True, exist_ok=True)
     LOGS.mkdir(parents=True, exist_ok=True)
     log = open(LOGS / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child process
@@ -157,7 +158,7 @@ def spawn(name: str, argv: list[str], cwd: Path, user: str | None = None) -> int
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
-        user=user,
+        **localpg.as_user(user),
     )
     (RUN / f"{name}.pid").write_text(str(proc.pid))
     return proc.pid
@@ -346,7 +347,7 @@ def start_postgres() -> None:
         if read_pid("postgres") is None:
             localpg.init_cluster(PG_DATA)
             (PG_DATA / "postmaster.pid").unlink(missing_ok=True)  # left by a SIGKILLed server
-            pid = spawn("postgres", localpg.server_argv(PG_DATA), cwd=INFRA, user=localpg.run_as())
+            pid = spawn("postgres", localpg.server_argv(PG_DATA), cwd=PG_DATA, user=localpg.run_as())
             say(f"postgres: started pid {pid}, socket in {PG_DATA} (log: {LOGS / 'postgres.log'})")
         deadline = time.monotonic() + 60
         while not localpg.answers(PG_DATA):

@@ -21,6 +21,7 @@ import pwd
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 DATABASE = "ferretdb"
 PG_USER = "postgres"  # the database role (initdb's superuser), not the system user
@@ -93,9 +94,23 @@ def run_as() -> str | None:
     return SYSTEM_USER
 
 
+def as_user(user: str | None) -> dict[str, Any]:
+    """subprocess arguments that run a child as `user` with its own group only: kept root's group would
+    make the group bits (often ---) apply to it instead of the others' bits."""
+    if user is None:
+        return {}
+    return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
+
+
 def _own(path: Path, user: str | None) -> None:
     if user is not None:
         shutil.chown(path, user)
+        # The server's user must reach its data directory: let it traverse (x only, not read) the
+        # folders above, as pytest's 0700 temporary folders would otherwise stop it.
+        for parent in path.parents:
+            mode = parent.stat().st_mode
+            if not mode & 0o001:
+                parent.chmod(mode | 0o001)
 
 
 def init_cluster(data: Path) -> None:
@@ -106,7 +121,7 @@ def init_cluster(data: Path) -> None:
     data.mkdir(parents=True, exist_ok=True)
     data.chmod(0o700)
     _own(data, user)
-    subprocess.run(
+    done = subprocess.run(
         [
             str(bin_dir() / "initdb"),
             "-D",
@@ -118,10 +133,13 @@ def init_cluster(data: Path) -> None:
             "UTF8",
             "--no-sync",
         ],
-        check=True,
         capture_output=True,
-        user=user,
+        text=True,
+        cwd=data,  # the caller's folder may be closed to the server's user
+        **as_user(user),
     )
+    if done.returncode != 0:
+        raise SystemExit(f"[infra] initdb failed in {data}:\n{done.stdout}{done.stderr}")
 
 
 def server_argv(data: Path) -> list[str]:
