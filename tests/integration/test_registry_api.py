@@ -8,7 +8,6 @@ from typing import Any
 
 import aiohttp
 
-from registry.auth import mint_token
 from registry.settings import RegistrySettings
 from tests.conftest import eventually
 from tests.integration import test_registry_helpers as helpers
@@ -17,6 +16,7 @@ from tests.servers import Servers
 from tests.support.kafka import produce, read_topic
 from webhooks_common.models import WebhookCommand, now_ms
 from webhooks_common.secrets import SecretBox
+from webhooks_common.tokens import mint_token
 from webhooks_common.topics import Topics
 
 PROBLEM = "application/problem+json"

@@ -8,7 +8,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from registry import auth
 from registry.schemas import (
     Health,
     KeyValuePair,
@@ -19,6 +18,7 @@ from registry.schemas import (
     WebhookPatch,
     WebhookRecord,
 )
+from webhooks_common import tokens as auth
 
 BASE = "/api/managing-entity/{managingEntityIdentifier}/webhook"
 
