@@ -19,9 +19,9 @@ from deliverer.lanes import Lanes
 from deliverer.offsets import OffsetTracker
 from deliverer.retry import release_at_ms, tier_for
 from deliverer.settings import DEFAULT_SCHEDULE, parse_schedule
-from deliverer.ssrf import forbidden_reason
 from webhooks_common.models import AttemptRecord, DeadLetter, DeliveryTask, WebhookCommand
 from webhooks_common.topics import RETRY_TIERS
+from webhooks_common.urls import forbidden_reason
 
 SCHEDULE = parse_schedule(DEFAULT_SCHEDULE)
 

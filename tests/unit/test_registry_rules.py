@@ -16,7 +16,8 @@ from registry.handlers import parse_if_match
 from registry.openapi import build_openapi
 from registry.problems import Problem, problem_for
 from registry.routes import ROUTES
-from registry.validation import UrlPolicy, check_fields, normalize_event_list, url_error
+from registry.validation import check_fields, normalize_event_list
+from webhooks_common.urls import UrlPolicy, url_error
 
 STRICT = UrlPolicy()
 

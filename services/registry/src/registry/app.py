@@ -25,11 +25,11 @@ from registry.routes import ROUTES
 from registry.service import Limits, WebhookService
 from registry.settings import RegistrySettings
 from registry.store import MongoStore
-from registry.validation import UrlPolicy
 from webhooks_common.metrics import LATENCY_BUCKETS
 from webhooks_common.models import now_ms
 from webhooks_common.secrets import SecretBox
 from webhooks_common.topics import Topics
+from webhooks_common.urls import UrlPolicy
 
 log = logging.getLogger(__name__)
 
