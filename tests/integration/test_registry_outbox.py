@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -223,3 +224,36 @@ async def test_rapid_changes_racing_the_publisher_all_reach_the_topic(
         assert last is not None and (last.version, last.enabled) == (version, enabled[hook_id]), hook_id
         doc = await mongo_db["webhooks"].find_one({"_id": hook_id})
         assert doc is not None and (doc["version"], doc["enabled"]) == (version, enabled[hook_id])
+
+
+async def test_a_document_that_cannot_be_published_is_set_aside_and_the_others_flow(
+    make_settings: Callable[..., RegistrySettings],
+    servers: Servers,
+    topics: Topics,
+    mongo_db: AsyncDatabase[Any],
+) -> None:
+    early = datetime(2020, 1, 1, tzinfo=UTC)  # first in the outbox's order
+    damaged = [
+        {"_id": "bad-bool", "entity_id": "e", "enabled": "yes", "version": 1, "deleted": False},
+        {"_id": "bad-missing", "entity_id": "e", "version": 3, "deleted": False},
+        {"_id": 42, "entity_id": "e", "version": 1},  # cannot even be marked: skipped in memory
+    ]
+    await mongo_db["webhooks"].insert_many([{**doc, "pending": True, "updated_at": early} for doc in damaged])
+    async with registry_api(make_settings()) as api:
+        ids = [(await api.create(name=f"hook {i}"))["id"] for i in range(3)]
+        await api.call("PATCH", api.path(f"/{ids[0]}"), json={"name": "renamed"})
+
+        def all_there(records: list[Any]) -> bool:
+            got = configs_by_id(records)
+            return set(ids) <= set(got) and any(c and c.version == 2 for c in got[ids[0]])
+
+        records = await read_topic(servers.kafka, topics.config, until=all_there, timeout=20)
+        assert set(configs_by_id(records)) == set(ids)  # nothing of the damaged ones went out
+
+        for wid, version in (("bad-bool", 1), ("bad-missing", 3)):
+            doc = await mongo_db["webhooks"].find_one({"_id": wid})
+            assert doc is not None and doc["pending"] is False and doc["version"] == version
+            assert doc["publish_error"], doc
+        status, metrics, _ = await api.call("GET", "/metrics", token=None)
+        assert status == 200
+        assert "registry_configs_set_aside_total 3.0" in metrics

@@ -13,7 +13,7 @@ import pymongo.errors
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 
-from registry.problems import Problem
+from registry.errors import ConcurrentChange, DomainError
 from registry.service import WebhookService
 from webhooks_common.aio import raise_if_cancelled
 from webhooks_common.kafka import start_client, stop_client
@@ -33,8 +33,10 @@ def outcome_for(exc: BaseException | None) -> Outcome:
         return Outcome.COMMIT
     if isinstance(exc, pydantic.ValidationError | ValueError):
         return Outcome.COMMIT  # malformed or unknown command: retrying cannot help
-    if isinstance(exc, Problem):
-        return Outcome.RETRY if exc.status >= 500 or exc.status == 409 else Outcome.COMMIT
+    if isinstance(exc, ConcurrentChange):
+        return Outcome.RETRY  # lost a race with another writer: a fresh read can win
+    if isinstance(exc, DomainError):
+        return Outcome.COMMIT  # refused for good (e.g. an unreadable stored document)
     if isinstance(exc, pymongo.errors.PyMongoError | KafkaError | OSError | TimeoutError):
         return Outcome.RETRY
     return Outcome.COMMIT

@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from registry.problems import FieldError
+from registry.errors import FieldError, InvalidFields
 from webhooks_common.catalog import pattern_error
 from webhooks_common.urls import UrlPolicy, check_url
 
@@ -68,11 +68,9 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def parse_model(model: type[M], data: Any) -> M:
-    from registry.problems import validation_problem
-
     if not isinstance(data, dict):
-        raise validation_problem([FieldError("(body)", "must be a JSON object")])
+        raise InvalidFields([FieldError("(body)", "must be a JSON object")])
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise validation_problem(shape_errors(exc)) from None
+        raise InvalidFields(shape_errors(exc)) from None
