@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from registry.errors import UnreadableDocument
 from registry.schemas import RotatedSecretResponse, WebhookRecord
-from webhooks_common.models import SigningSecret, WebhookConfig
+from webhooks_common.models import WebhookConfig
 
 Doc = dict[str, Any]  # a raw MongoDB document, as store.py reads and writes it
 
@@ -172,22 +172,10 @@ def to_record(webhook: Webhook) -> WebhookRecord:
 
 def to_config(webhook: Webhook) -> WebhookConfig:
     """The value published on the config topic (secrets stay encrypted)."""
-    return WebhookConfig(
-        id=webhook.id,
-        entity_id=webhook.entity_id,
-        entity_name=webhook.entity_name,
-        name=webhook.name,
-        enabled=webhook.enabled,
-        event_url=webhook.event_url,
-        event_list=list(webhook.event_list),
-        version=webhook.version,
-        secrets=[
-            SigningSecret(encrypted=s.encrypted, created_at=s.created_at, expires_at=s.expires_at)
-            for s in webhook.secrets
-        ],
-        updated_at=webhook.updated_at,
-        changed_at_ms=webhook.changed_at_ms,
-    )
+    return WebhookConfig.model_validate(webhook.model_dump(include=_CONFIG_FIELDS))
+
+
+_CONFIG_FIELDS = set(WebhookConfig.model_fields)
 
 
 @dataclass(frozen=True)
