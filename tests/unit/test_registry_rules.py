@@ -13,6 +13,7 @@ from registry.auth import Principal, authorize, bearer_token, principal_from_cla
 from registry.commands import Outcome, outcome_for
 from registry.documents import (
     StoredSecret,
+    WebhookChanges,
     change,
     changed_fields,
     config_record,
@@ -209,9 +210,9 @@ def test_stored_documents_convert_both_ways_or_say_why_not() -> None:
 
 def test_a_change_that_changes_nothing_is_no_change() -> None:
     webhook = from_doc(_stored())
-    assert changed_fields(webhook, {}) is None
-    assert changed_fields(webhook, {"name": "hook", "event_list": []}) is None
-    assert changed_fields(webhook, {"name": "hook", "enabled": False}) == {"enabled": False}
+    assert changed_fields(webhook, WebhookChanges()) is None
+    assert changed_fields(webhook, WebhookChanges(name="hook", event_list=[], entity_name="E")) is None
+    assert changed_fields(webhook, WebhookChanges(name="hook", enabled=False)) == {"enabled": False}
     update = change(webhook, "u2", datetime(2026, 1, 2, tzinfo=UTC), {"enabled": False})
     assert update["version"] == 3 and update["pending"] is True and update["enabled"] is False
     assert update["publish_error"] is None and "name" not in update

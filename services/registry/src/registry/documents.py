@@ -13,7 +13,7 @@ service layer works on `Webhook` only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,9 +24,6 @@ from registry.schemas import RotatedSecretResponse, WebhookRecord
 from webhooks_common.models import WebhookConfig
 
 Doc = dict[str, Any]  # a raw MongoDB document, as store.py reads and writes it
-
-# Fields an update may change (API attribute names are the document's).
-MUTABLE = ("name", "enabled", "event_url", "event_list")
 
 
 class _Stored(BaseModel):
@@ -75,17 +72,42 @@ def to_doc(webhook: Webhook) -> Doc:
     return webhook.model_dump(by_alias=True)
 
 
+@dataclass(frozen=True)
+class NewWebhook:
+    """A validated create request."""
+
+    entity_name: str
+    name: str
+    event_url: str
+    enabled: bool = True
+    event_list: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class WebhookChanges:
+    """A validated update: the fields to set; None keeps the stored value."""
+
+    entity_name: str | None = None
+    name: str | None = None
+    event_url: str | None = None
+    enabled: bool | None = None
+    event_list: list[str] | None = None
+
+    def present(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
 def new_webhook(
-    webhook_id: str, entity_id: str, fields: dict[str, Any], user: str, encrypted_secret: str, now: datetime
+    webhook_id: str, entity_id: str, new: NewWebhook, user: str, encrypted_secret: str, now: datetime
 ) -> Webhook:
     return Webhook(
         id=webhook_id,
         entity_id=entity_id,
-        entity_name=fields["entity"]["name"],
-        name=fields["name"],
-        enabled=fields["enabled"],
-        event_url=fields["event_url"],
-        event_list=fields["event_list"],
+        entity_name=new.entity_name,
+        name=new.name,
+        enabled=new.enabled,
+        event_url=new.event_url,
+        event_list=new.event_list,
         user_identifier=user,
         created_at=now,
         updated_at=now,
@@ -116,18 +138,9 @@ def change(webhook: Webhook, user: str, now: datetime, fields: dict[str, Any]) -
     return {k: doc[k] for k in keys}
 
 
-def patch_fields(fields: dict[str, Any]) -> dict[str, Any]:
-    """Record fields for the present (already validated) API fields of an update."""
-    out = {k: v for k, v in fields.items() if k in MUTABLE and v is not None}
-    entity = fields.get("entity")
-    if entity is not None:
-        out["entity_name"] = entity["name"]
-    return out
-
-
-def changed_fields(webhook: Webhook, fields: dict[str, Any]) -> dict[str, Any] | None:
+def changed_fields(webhook: Webhook, changes: WebhookChanges) -> dict[str, Any] | None:
     """Only the fields whose value differs; None when nothing does (then nothing is written or published)."""
-    changed = {k: v for k, v in fields.items() if getattr(webhook, k) != v}
+    changed = {k: v for k, v in changes.present().items() if getattr(webhook, k) != v}
     return changed or None
 
 

@@ -47,7 +47,7 @@ class WebhookService:
     ) -> None:
         self.store, self.box, self.limits, self.notify, self.clock = store, box, limits, notify, clock
 
-    async def create(self, entity_id: str, fields: dict[str, Any], user: str) -> WebhookRecord:
+    async def create(self, entity_id: str, new: d.NewWebhook, user: str) -> WebhookRecord:
         # Count and insert under a per-entity lock (no transactions): exact within one registry process.
         async with self.store.entity_lock(entity_id):
             if await self.store.count_live(entity_id) >= self.limits.max_per_entity:
@@ -55,7 +55,7 @@ class WebhookService:
             webhook = d.new_webhook(
                 str(uuid.uuid4()),
                 entity_id,
-                fields,
+                new,
                 user,
                 self.box.encrypt(generate_secret(32)),
                 self.clock(),
@@ -71,10 +71,9 @@ class WebhookService:
         return d.to_record(await self._load(entity_id, webhook_id))
 
     async def update(
-        self, entity_id: str, webhook_id: str, fields: dict[str, Any], user: str, if_match: int | None
+        self, entity_id: str, webhook_id: str, changes: d.WebhookChanges, user: str, if_match: int | None
     ) -> WebhookRecord:
         # A patch that changes nothing (`{}`, or the values already stored) writes and publishes nothing.
-        changes = d.patch_fields(fields)
         webhook = await self._apply(
             entity_id, webhook_id, user, if_match, lambda current: d.changed_fields(current, changes)
         )

@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from registry.documents import NewWebhook, WebhookChanges
 from registry.errors import FieldError, InvalidFields
 from webhooks_common.catalog import pattern_error
 from webhooks_common.urls import UrlPolicy, check_url
@@ -47,6 +48,29 @@ def check_fields(
         out["event_list"], event_errors = normalize_event_list(events)
         errors += event_errors
     return out, errors
+
+
+def new_webhook_from(fields: dict[str, Any]) -> NewWebhook:
+    """The create request from the checked fields of a full body."""
+    return NewWebhook(
+        entity_name=fields["entity"]["name"],
+        name=fields["name"],
+        event_url=fields["event_url"],
+        enabled=fields["enabled"],
+        event_list=fields["event_list"],
+    )
+
+
+def changes_from(fields: dict[str, Any]) -> WebhookChanges:
+    """The update from the checked fields present in a (full or partial) body."""
+    entity = fields.get("entity")
+    return WebhookChanges(
+        entity_name=entity["name"] if entity is not None else None,
+        name=fields.get("name"),
+        event_url=fields.get("event_url"),
+        enabled=fields.get("enabled"),
+        event_list=fields.get("event_list"),
+    )
 
 
 def shape_errors(exc: ValidationError) -> list[FieldError]:
