@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pymongo.errors
 import pytest
 from aiohttp import web
+from bson.int64 import Int64
 
 from registry.auth import Principal, authorize, bearer_token, principal_from_claims
 from registry.commands import Outcome, outcome_for
@@ -204,8 +205,9 @@ def test_stored_documents_convert_both_ways_or_say_why_not() -> None:
         with pytest.raises(UnreadableDocument):
             config_record(_stored(**damage))
     # A delete goes out as a tombstone even when the rest of the document is damaged.
-    tomb = config_record(_stored(deleted=True, enabled="yes"))
+    tomb = config_record(_stored(deleted=True, enabled="yes", changed_at_ms=Int64(1_790_000_000_000)))
     assert tomb.key == b"w1" and tomb.value is None and tomb.version == 2
+    assert tomb.changed_at_ms == 1_790_000_000_000  # MongoDB returns large integers as bson's Int64
 
 
 def test_a_change_that_changes_nothing_is_no_change() -> None:

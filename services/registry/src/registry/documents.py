@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from registry.errors import UnreadableDocument
-from registry.schemas import RotatedSecretResponse, WebhookRecord
+from registry.schemas import WebhookRecord
 from webhooks_common.models import WebhookConfig
 
 Doc = dict[str, Any]  # a raw MongoDB document, as store.py reads and writes it
@@ -210,10 +210,10 @@ def config_record(doc: Doc) -> ConfigRecord:
     damaged, so a delete is never held back.
     """
     webhook_id, version = doc.get("_id"), doc.get("version")
-    if doc.get("deleted") is True and isinstance(webhook_id, str) and type(version) is int:
+    if doc.get("deleted") is True and isinstance(webhook_id, str) and is_int(version):
         changed = doc.get("changed_at_ms")
         return ConfigRecord(
-            webhook_id, version, True, changed if type(changed) is int else 0, webhook_id.encode(), None
+            webhook_id, version, True, changed if is_int(changed) else 0, webhook_id.encode(), None
         )
     webhook = from_doc(doc)
     try:
@@ -225,8 +225,9 @@ def config_record(doc: Doc) -> ConfigRecord:
     )
 
 
-def rotated_response(secret: str, previous_until: datetime | None) -> RotatedSecretResponse:
-    return RotatedSecretResponse(secret=secret, previous_expires_at=previous_until)
+def is_int(value: object) -> TypeGuard[int]:
+    """An integer as MongoDB returns one (int, or bson's Int64 subclass), not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _ms(t: datetime) -> int:

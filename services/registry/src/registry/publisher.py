@@ -149,7 +149,7 @@ class Publisher:
         )
         self._on_set_aside()
         marked = None
-        if isinstance(webhook_id, str) and type(version) is int:
+        if isinstance(webhook_id, str) and d.is_int(version):
             # The same version, so a change made meanwhile stays pending and is judged afresh.
             marked = await self.store.update_if_version(
                 webhook_id, version, {"pending": False, "publish_error": exc.reason[:1000]}
