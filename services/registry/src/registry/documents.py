@@ -183,12 +183,12 @@ def to_record(webhook: Webhook) -> WebhookRecord:
     )
 
 
+_CONFIG_FIELDS = set(WebhookConfig.model_fields)
+
+
 def to_config(webhook: Webhook) -> WebhookConfig:
     """The value published on the config topic (secrets stay encrypted)."""
     return WebhookConfig.model_validate(webhook.model_dump(include=_CONFIG_FIELDS))
-
-
-_CONFIG_FIELDS = set(WebhookConfig.model_fields)
 
 
 @dataclass(frozen=True)
