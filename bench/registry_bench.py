@@ -36,8 +36,8 @@ from cryptography.fernet import Fernet
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._procs import Proc, cpu_seconds, free_port, rss_mb
-from registry.auth import mint_token
 from webhooks_common.kafka import delete_topics, ensure_topics
+from webhooks_common.tokens import mint_token
 from webhooks_common.topics import Topics, topic_specs
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -28,7 +28,6 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from registry.auth import mint_token
 from tests.conftest import eventually
 from tests.servers import ROOT
 from tests.support.receiver import Received, Receiver
@@ -37,6 +36,7 @@ from webhooks_cli.events import sample_event, topic_for
 from webhooks_cli.kafka_io import read_to_end
 from webhooks_common.kafka import make_producer, start_client, stop_client
 from webhooks_common.models import DeliveryTask
+from webhooks_common.tokens import mint_token
 from webhooks_common.topics import Topics
 
 PROBE_TYPE = "account.under_review"

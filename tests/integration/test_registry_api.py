@@ -8,7 +8,6 @@ from typing import Any
 
 import aiohttp
 
-from registry.auth import mint_token
 from registry.settings import RegistrySettings
 from tests.conftest import eventually
 from tests.integration import test_registry_helpers as helpers
@@ -17,6 +16,7 @@ from tests.servers import Servers
 from tests.support.kafka import produce, read_topic
 from webhooks_common.models import WebhookCommand, now_ms
 from webhooks_common.secrets import SecretBox
+from webhooks_common.tokens import mint_token
 from webhooks_common.topics import Topics
 
 PROBLEM = "application/problem+json"
@@ -164,6 +164,64 @@ async def test_http_and_private_targets_follow_the_switches(
         assert created["eventUrl"] == "http://127.0.0.1:9999/hook"
         status, body, resp = await api.call("POST", api.path(), json=api.body(eventUrl="ftp://example.com/x"))
         problem_of(status, body, resp, 400)
+
+
+async def test_event_url_follows_the_deliverers_rule(
+    api: Api, make_settings: Callable[..., RegistrySettings]
+) -> None:
+    # What the deliverer could never send is refused at once, even where private targets are allowed.
+    settings = make_settings(allow_http=True, allow_private_targets=True)
+    async with registry_api(settings) as dev:
+        created = await dev.create(eventUrl="HTTPS://EXAMPLE.COM/Path?Q=1")
+        assert created["eventUrl"] == "https://example.com/Path?Q=1"  # scheme and host are case-insensitive
+        status, patched, _ = await dev.call(
+            "PATCH", dev.path(f"/{created['id']}"), json={"eventUrl": "HTTP://Hooks.Example.com/x"}
+        )
+        assert status == 200 and patched["eventUrl"] == "http://hooks.example.com/x"
+        for url in (
+            "https://127.1/",
+            "https://2130706433/",
+            "https://0/",
+            "https://0x7f.0.0.1/",
+            "https://010.0.0.1/",
+        ):
+            status, body, resp = await dev.call("POST", dev.path(), json=dev.body(eventUrl=url))
+            problem = problem_of(status, body, resp, 400)
+            assert "eventUrl" in problem["detail"]
+            [error] = problem["errors"]
+            assert error["field"] == "eventUrl" and "dotted-decimal" in error["reason"], (url, error)
+            status, body, resp = await dev.call(
+                "PATCH", dev.path(f"/{created['id']}"), json={"eventUrl": url}
+            )
+            problem_of(status, body, resp, 400)
+    # An address the deliverer refuses at connect time is refused here already.
+    status, body, resp = await api.call("POST", api.path(), json=api.body(eventUrl="https://100.64.0.1/x"))
+    assert "not globally routable" in problem_of(status, body, resp, 400)["errors"][0]["reason"]
+
+
+async def test_an_empty_or_unchanging_patch_changes_nothing(
+    api: Api, servers: Servers, topics: Topics
+) -> None:
+    created = await api.create()
+    path = api.path(f"/{created['id']}")
+    for patch in ({}, {"name": created["name"], "eventList": created["eventList"]}):
+        status, body, resp = await api.call("PATCH", path, json=patch, headers={"If-Match": '"1"'})
+        assert status == 200 and body == created, body
+        assert resp.headers["ETag"] == '"1"'
+    status, body, resp = await api.call("PATCH", path, json={}, headers={"If-Match": '"7"'})
+    problem_of(status, body, resp, 409)  # a stale version is still a conflict
+    status, read, _ = await api.call("GET", path)
+    assert read["version"] == 1
+    # Nothing was published but the creation.
+    status, renamed, _ = await api.call("PATCH", path, json={"name": "Renamed"})
+    assert renamed["version"] == 2
+    records = await read_topic(
+        servers.kafka,
+        topics.config,
+        until=lambda r: any(c and c.version == 2 for c in configs_by_id(r).get(created["id"], [])),
+        timeout=15,
+    )
+    assert [c and c.version for c in configs_by_id(records)[created["id"]]] == [1, 2]
 
 
 async def test_protocol_errors_are_problems(api: Api) -> None:

@@ -18,11 +18,11 @@ from aiohttp import web
 from pymongo.asynchronous.database import AsyncDatabase
 
 from registry.app import build_app
-from registry.auth import mint_token
 from registry.settings import RegistrySettings
 from tests.conftest import eventually
 from tests.servers import ROOT, Servers
 from webhooks_common.models import WebhookConfig
+from webhooks_common.tokens import mint_token
 from webhooks_common.topics import Topics
 
 JWT_SECRET = "registry-tests-secret-0123456789abcdef"

@@ -8,6 +8,7 @@ import contextlib
 import os
 import signal
 import sys
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -15,6 +16,7 @@ import aiohttp
 from pymongo.asynchronous.database import AsyncDatabase
 
 from registry.settings import RegistrySettings
+from registry.store import change_record
 from tests.conftest import eventually
 from tests.integration import test_registry_helpers as helpers
 from tests.integration.test_registry_helpers import (
@@ -223,3 +225,35 @@ async def test_rapid_changes_racing_the_publisher_all_reach_the_topic(
         assert last is not None and (last.version, last.enabled) == (version, enabled[hook_id]), hook_id
         doc = await mongo_db["webhooks"].find_one({"_id": hook_id})
         assert doc is not None and (doc["version"], doc["enabled"]) == (version, enabled[hook_id])
+
+
+async def test_a_document_that_cannot_be_published_is_set_aside_and_the_others_flow(
+    make_settings: Callable[..., RegistrySettings],
+    servers: Servers,
+    topics: Topics,
+    mongo_db: AsyncDatabase[Any],
+) -> None:
+    early = time.time() - 5  # first in the outbox's order (and younger than a repair's wait)
+    damaged = [
+        {"_id": "bad-bool", "entity_id": "e", "enabled": "yes", "version": 1, "deleted": False},
+        {"_id": "bad-missing", "entity_id": "e", "version": 3, "deleted": False},
+        {"_id": 42, "entity_id": "e", "version": 1},  # cannot even be marked: skipped in memory
+    ]
+    await mongo_db["webhook_changes"].insert_many([change_record(doc, early) for doc in damaged])
+    async with registry_api(make_settings()) as api:
+        ids = [(await api.create(name=f"hook {i}"))["id"] for i in range(3)]
+        await api.call("PATCH", api.path(f"/{ids[0]}"), json={"name": "renamed"})
+
+        def all_there(records: list[Any]) -> bool:
+            got = configs_by_id(records)
+            return set(ids) <= set(got) and any(c and c.version == 2 for c in got[ids[0]])
+
+        records = await read_topic(servers.kafka, topics.config, until=all_there, timeout=20)
+        assert set(configs_by_id(records)) == set(ids)  # nothing of the damaged ones went out
+
+        for wid, version in (("bad-bool", 1), ("bad-missing", 3)):
+            change = await mongo_db["webhook_changes"].find_one({"_id": f"{wid}:{version}"})
+            assert change is not None and change["state"] == "set_aside" and change["error"], change
+        status, metrics, _ = await api.call("GET", "/metrics", token=None)
+        assert status == 200
+        assert "registry_configs_set_aside_total 3.0" in metrics

@@ -8,10 +8,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from registry.auth import mint_token
 from registry.settings import RegistrySettings
 from tests.integration import test_registry_helpers as helpers
 from tests.integration.test_registry_helpers import JWT_SECRET, registry_api
+from webhooks_common.tokens import mint_token
 
 make_settings = helpers.make_settings
 

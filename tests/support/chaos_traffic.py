@@ -18,8 +18,8 @@ import orjson
 from aiohttp import web
 from aiokafka.errors import KafkaError
 
-from registry.auth import mint_token
 from webhooks_common.kafka import make_producer, start_client, stop_client
+from webhooks_common.tokens import mint_token
 
 EVENT_TYPE = "booking.created"
 

@@ -21,11 +21,11 @@ from deliverer.handler import Verdict, precheck
 from deliverer.lanes import Lanes
 from deliverer.retry import release_at_ms, tier_for
 from deliverer.settings import DEFAULT_SCHEDULE, parse_schedule
-from deliverer.ssrf import forbidden_reason
 from webhooks_common import wire
 from webhooks_common.consumer import OffsetTracker
 from webhooks_common.models import AttemptRecord, DeadLetter, DeliveryTask, WebhookCommand
 from webhooks_common.topics import RETRY_TIERS
+from webhooks_common.urls import forbidden_reason
 
 SCHEDULE = parse_schedule(DEFAULT_SCHEDULE)
 

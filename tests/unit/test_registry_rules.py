@@ -9,16 +9,37 @@ import pymongo.errors
 import pytest
 from aiohttp import web
 from aiokafka.errors import KafkaConnectionError
+from bson.int64 import Int64
 
 from registry.auth import Principal, authorize, bearer_token, principal_from_claims
 from registry.commands import outcome_for
-from registry.documents import current_secret, rotate_secrets
+from registry.documents import (
+    StoredSecret,
+    WebhookChanges,
+    change,
+    changed_fields,
+    config_record,
+    current_secret,
+    from_doc,
+    rotate_secrets,
+    to_doc,
+)
+from registry.errors import (
+    CapReached,
+    ConcurrentChange,
+    FieldError,
+    InvalidFields,
+    NotFound,
+    StaleVersion,
+    UnreadableDocument,
+)
 from registry.handlers import parse_if_match
 from registry.openapi import build_openapi
 from registry.problems import Problem, problem_for
 from registry.routes import ROUTES
-from registry.validation import UrlPolicy, check_fields, normalize_event_list, url_error
+from registry.validation import check_fields, normalize_event_list
 from webhooks_common.consumer import Outcome, Undecodable
+from webhooks_common.urls import UrlPolicy, url_error
 
 STRICT = UrlPolicy()
 
@@ -110,23 +131,96 @@ def test_if_match() -> None:
 
 def test_rotation_keeps_the_old_secret_for_the_overlap_only() -> None:
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    secrets = [{"encrypted": "a", "created_at": t0, "expires_at": None}]
+    secrets = [StoredSecret(encrypted="a", created_at=t0)]
     rotated, until = rotate_secrets(secrets, "b", t0 + timedelta(hours=1), timedelta(hours=24))
-    assert [s["encrypted"] for s in rotated] == ["a", "b"] and until == t0 + timedelta(hours=25)
-    assert current_secret(rotated)["encrypted"] == "b"
+    assert [s.encrypted for s in rotated] == ["a", "b"] and until == t0 + timedelta(hours=25)
+    assert current_secret(rotated).encrypted == "b"
     # A second rotation after the overlap drops the expired one.
     again, until = rotate_secrets(rotated, "c", t0 + timedelta(hours=30), timedelta(hours=24))
-    assert [s["encrypted"] for s in again] == ["b", "c"] and current_secret(again)["encrypted"] == "c"
+    assert [s.encrypted for s in again] == ["b", "c"] and current_secret(again).encrypted == "c"
     none_left, until = rotate_secrets(secrets, "b", t0, timedelta(0))
-    assert [s["encrypted"] for s in none_left] == ["b"] and until is None
+    assert [s.encrypted for s in none_left] == ["b"] and until is None
 
 
 def test_command_errors_retry_or_are_set_aside() -> None:
     assert outcome_for(Undecodable("bad json")) is Outcome.DEAD_LETTER
     assert outcome_for(pymongo.errors.AutoReconnect("down")) is Outcome.RETRY
-    assert outcome_for(Problem(409, "lost a race")) is Outcome.RETRY
     assert outcome_for(KafkaConnectionError()) is Outcome.RETRY
     assert outcome_for(RuntimeError("a bug")) is Outcome.DEAD_LETTER
+    assert outcome_for(ConcurrentChange(given_up=True)) is Outcome.RETRY
+    assert outcome_for(NotFound("w1")) is Outcome.COMMIT
+    assert outcome_for(UnreadableDocument("w1", "enabled: not a bool")) is Outcome.COMMIT
+
+
+def test_domain_errors_map_to_problems_in_one_place() -> None:
+    assert problem_for(NotFound("w1")).status == 404
+    stale = problem_for(StaleVersion(current=3, expected=1))
+    assert stale.status == 409 and stale.headers["ETag"] == '"3"' and "version 3, not 1" in stale.detail
+    assert (
+        problem_for(ConcurrentChange()).status == problem_for(ConcurrentChange(given_up=True)).status == 409
+    )
+    assert "maximum of 7" in problem_for(CapReached(7)).detail
+    invalid = problem_for(InvalidFields([FieldError("eventUrl", "must use https")]))
+    assert invalid.status == 400 and invalid.body()["errors"] == [
+        {"field": "eventUrl", "reason": "must use https"}
+    ]
+    assert problem_for(UnreadableDocument("w1", "x")).status == 500
+
+
+def _stored(**over: object) -> dict[str, object]:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    doc: dict[str, object] = {
+        "_id": "w1",
+        "entity_id": "e1",
+        "entity_name": "E",
+        "name": "hook",
+        "enabled": True,
+        "event_url": "https://example.com/h",
+        "event_list": [],
+        "user_identifier": "u",
+        "created_at": t0,
+        "updated_at": t0,
+        "changed_at_ms": 5,
+        "version": 2,
+        "deleted": False,
+        "secrets": [{"encrypted": "a", "created_at": t0, "expires_at": None}],
+    }
+    doc.update(over)
+    return doc
+
+
+def test_stored_documents_convert_both_ways_or_say_why_not() -> None:
+    doc = _stored()
+    webhook = from_doc(doc)
+    assert webhook.id == "w1" and webhook.secrets[0].encrypted == "a"
+    assert to_doc(webhook) == doc
+    # Fields of the older in-document outbox are ignored (documents stored before the change log).
+    assert from_doc({**doc, "pending": True, "published_version": 1}) == webhook
+    for damage, words in (
+        ({"enabled": "yes"}, "enabled"),
+        ({"version": "2"}, "version"),
+        ({"secrets": []}, "secrets"),
+        ({"event_url": None}, "event_url"),
+    ):
+        with pytest.raises(UnreadableDocument) as exc:
+            from_doc(_stored(**damage))
+        assert exc.value.webhook_id == "w1" and words in exc.value.reason
+        with pytest.raises(UnreadableDocument):
+            config_record(_stored(**damage))
+    # A delete goes out as a tombstone even when the rest of the document is damaged.
+    tomb = config_record(_stored(deleted=True, enabled="yes", changed_at_ms=Int64(1_790_000_000_000)))
+    assert tomb.key == b"w1" and tomb.value is None and tomb.version == 2
+    assert tomb.changed_at_ms == 1_790_000_000_000  # MongoDB returns large integers as bson's Int64
+
+
+def test_a_change_that_changes_nothing_is_no_change() -> None:
+    webhook = from_doc(_stored())
+    assert changed_fields(webhook, WebhookChanges()) is None
+    assert changed_fields(webhook, WebhookChanges(name="hook", event_list=[], entity_name="E")) is None
+    assert changed_fields(webhook, WebhookChanges(name="hook", enabled=False)) == {"enabled": False}
+    update = change(webhook, "u2", datetime(2026, 1, 2, tzinfo=UTC), {"enabled": False})
+    assert update["version"] == 3 and update["enabled"] is False and update["user_identifier"] == "u2"
+    assert "name" not in update
 
 
 def test_openapi_describes_every_route_we_serve() -> None:

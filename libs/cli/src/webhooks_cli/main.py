@@ -21,9 +21,10 @@ from webhooks_cli import devprofile
 from webhooks_cli.settings import CliSettings
 from webhooks_common.models import AttemptRecord, DeadLetter
 from webhooks_common.settings import load_settings
+from webhooks_common.tokens import SCOPES, mint_token
 from webhooks_common.topics import Topics
 
-ALL_SCOPES = ("account.read", "account.write", "account.remove")
+ALL_SCOPES = SCOPES
 console = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -60,8 +61,6 @@ class Ctx:
         return secret
 
     def token(self, entities: list[str], sub: str = "whctl", scopes: tuple[str, ...] = ALL_SCOPES) -> str:
-        from registry.auth import mint_token
-
         return mint_token(self.jwt_secret(), sub, entities, scopes, 3600)
 
 
@@ -96,8 +95,6 @@ def cli(ctx: click.Context, as_json: bool) -> None:
 @pass_ctx
 def token(c: Ctx, entities: tuple[str, ...], sub: str, scopes: tuple[str, ...], ttl: int) -> None:
     """Mint a development token (HS256 with AUTH_JWT_SECRET) for managing entities."""
-    from registry.auth import mint_token
-
     tok = mint_token(c.jwt_secret(), sub, list(entities), scopes or ALL_SCOPES, ttl)
     if c.as_json:
         c.out({"token": tok, "sub": sub, "entities": list(entities), "scope": " ".join(scopes or ALL_SCOPES)})

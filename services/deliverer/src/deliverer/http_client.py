@@ -9,6 +9,7 @@ import aiohttp
 
 from deliverer.classify import TargetRefused
 from deliverer.ssrf import GuardedConnector
+from webhooks_common.urls import SEND_POLICY, check_url
 
 
 @dataclass(slots=True)
@@ -40,10 +41,12 @@ async def post(
     session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str], snippet_cap: int
 ) -> HttpResult:
     t0 = time.perf_counter()
-    if not url.startswith(("https://", "http://")):
-        return HttpResult(None, TargetRefused(f"not an http(s) URL: {url[:100]}"), None, None, 0.0)
+    # The registry's URL rule, so that what it accepted is sent; the addresses are checked at connect time.
+    target = check_url(url, SEND_POLICY)
+    if target.error:
+        return HttpResult(None, TargetRefused(f"{target.error}: {url[:100]}"), None, None, 0.0)
     try:
-        async with session.post(url, data=body, headers=headers, allow_redirects=False) as resp:
+        async with session.post(target.url, data=body, headers=headers, allow_redirects=False) as resp:
             raw = await resp.content.read(snippet_cap) if snippet_cap else b""
             snippet = raw.decode("utf-8", "replace") if raw else None
             return HttpResult(

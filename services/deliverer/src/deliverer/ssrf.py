@@ -1,12 +1,12 @@
 """SSRF guard: refuse targets whose RESOLVED address is private, loopback, link-local, metadata, etc.
 
+The address rule (`forbidden_reason`, webhooks_common.urls) is the one the registry applies to a literal host.
 The check runs inside the connector, on the addresses the connection will actually use, so a name that
 resolves (or re-resolves, DNS rebinding) to an internal address is refused at connect time.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -14,35 +14,9 @@ from typing import Any
 from aiohttp import TCPConnector
 
 from deliverer.classify import TargetRefused
+from webhooks_common.urls import forbidden_reason
 
 log = logging.getLogger(__name__)
-
-METADATA = {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
-
-
-def forbidden_reason(addr: str) -> str | None:
-    """Why `addr` may not be called (e.g. "loopback"), or None when it is a public unicast address."""
-    try:
-        ip = ipaddress.ip_address(addr.split("%", 1)[0])
-    except ValueError:
-        return "not an IP address"
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped  # ::ffff:127.0.0.1 is 127.0.0.1
-    if ip in METADATA:
-        return "cloud metadata"
-    for label, flag in (
-        ("loopback", ip.is_loopback),
-        ("link-local", ip.is_link_local),
-        ("multicast", ip.is_multicast),
-        ("unspecified", ip.is_unspecified),
-        ("reserved", ip.is_reserved),
-        ("private", ip.is_private),
-    ):
-        if flag:
-            return label
-    if not ip.is_global:
-        return "not globally routable"
-    return None
 
 
 class GuardedConnector(TCPConnector):

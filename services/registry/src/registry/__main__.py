@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(RegistrySettings)
     configure_logging("registry", settings.log_level, settings.log_format)
     if args.command == "token":
-        from registry.auth import mint_token
+        from webhooks_common.tokens import mint_token
 
         if not settings.jwt_secret:
             print("AUTH_JWT_SECRET is not set", file=sys.stderr)

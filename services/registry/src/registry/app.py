@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from registry.auth import Authenticator, JwksKeys, KeySource, SharedSecret
 from registry.commands import CommandConsumer
-from registry.documents import Doc
+from registry.documents import ConfigRecord
 from registry.handlers import Handlers
 from registry.openapi import build_openapi
 from registry.problems import problem_for, problem_response
@@ -25,11 +25,11 @@ from registry.routes import ROUTES
 from registry.service import Limits, WebhookService
 from registry.settings import RegistrySettings
 from registry.store import MongoStore
-from registry.validation import UrlPolicy
 from webhooks_common.metrics import LATENCY_BUCKETS
 from webhooks_common.models import now_ms
 from webhooks_common.secrets import SecretBox
 from webhooks_common.topics import Topics
+from webhooks_common.urls import UrlPolicy
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +62,19 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.set_aside = Counter(
+            "registry_configs_set_aside",
+            "Webhook changes that cannot be published (not a webhook's shape); reason in webhook_changes",
+            registry=self.registry,
+        )
         self.kafka_up = Gauge(
             "registry_kafka_up", "Publisher connected to Kafka (1) or not (0)", registry=self.registry
         )
 
-    def on_published(self, doc: Doc) -> None:
-        self.published.labels("tombstone" if doc.get("deleted") else "config").inc()
-        if doc.get("changed_at_ms"):
-            self.publish_delay.observe(max(0.0, (now_ms() - doc["changed_at_ms"]) / 1000))
+    def on_published(self, record: ConfigRecord) -> None:
+        self.published.labels("tombstone" if record.deleted else "config").inc()
+        if record.changed_at_ms:
+            self.publish_delay.observe(max(0.0, (now_ms() - record.changed_at_ms) / 1000))
 
 
 class Runtime:
@@ -95,7 +100,11 @@ class Runtime:
         )
         self.store = MongoStore(settings.mongo_url, settings.database, settings.mongo_timeout_ms)
         self.publisher = Publisher(
-            self.store, self._sink_factory, settings.publish_poll_seconds, self.metrics.on_published
+            self.store,
+            self._sink_factory,
+            settings.publish_poll_seconds,
+            on_published=self.metrics.on_published,
+            on_set_aside=self.metrics.set_aside.inc,
         )
         limits = Limits(settings.max_webhooks_per_entity, timedelta(hours=settings.secret_overlap_hours))
         notify = self.publisher.wake if settings.publisher_enabled else (lambda: None)

@@ -6,7 +6,6 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -17,9 +16,6 @@ from registry.problems import Problem
 
 log = logging.getLogger(__name__)
 
-READ, WRITE, REMOVE = "account.read", "account.write", "account.remove"
-SCOPES = (READ, WRITE, REMOVE)
-
 
 @dataclass(frozen=True)
 class Principal:
@@ -28,27 +24,6 @@ class Principal:
     subject: str
     scopes: frozenset[str]
     entities: frozenset[str]
-
-
-def mint_token(
-    secret: str,
-    sub: str,
-    entities: Iterable[str],
-    scopes: Iterable[str] = SCOPES,
-    ttl: float = 3600,
-    **extra: Any,
-) -> str:
-    """An HS256 development token (the CLI's `token` command and the tests use it)."""
-    now = int(time.time())
-    claims = {
-        "sub": sub,
-        "entities": list(entities),
-        "scope": " ".join(scopes),
-        "iat": now,
-        "exp": now + int(ttl),
-    }
-    claims.update(extra)
-    return jwt.encode(claims, secret, algorithm="HS256")
 
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:

@@ -15,7 +15,7 @@ import logging
 import msgspec
 import pymongo.errors
 
-from registry.problems import Problem
+from registry.errors import ConcurrentChange, DomainError
 from registry.service import WebhookService
 from webhooks_common.consumer import (
     BaseHandler,
@@ -43,10 +43,10 @@ def outcome_for(exc: BaseException) -> Outcome:
     """The one place deciding what a failure to apply a command means for its offset."""
     if isinstance(exc, pymongo.errors.PyMongoError):
         return Outcome.RETRY  # the store is down or refused for now: the command must not be lost
-    if isinstance(exc, Problem):
-        # the service's refusals of a disable: a lost compare-and-set race, or its store failing (a
-        # webhook that is gone is "nothing to do" already): both pass, so try again
-        return Outcome.RETRY
+    if isinstance(exc, ConcurrentChange):
+        return Outcome.RETRY  # lost a race with another writer: a fresh read can win
+    if isinstance(exc, DomainError):
+        return Outcome.COMMIT  # refused for good (e.g. an unreadable stored document)
     return default_outcome(exc)  # Kafka and I/O errors retry; anything else is set aside with its reason
 
 

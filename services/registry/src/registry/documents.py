@@ -1,137 +1,224 @@
-"""The stored webhook document and its pure transitions.
+"""The stored webhook: its typed record, its pure transitions, and the conversions at the store's boundary.
 
-One MongoDB document per webhook carries its own outbox state, because FerretDB has no transactions and a
-single-document write is the only atomic unit: `version` grows with every change, `pending` is true while
-the change is not yet acknowledged by Kafka, and `published_version` is the last version Kafka acknowledged.
-A delete keeps the document (`deleted: true`, pending) until its tombstone is acknowledged.
+One MongoDB document per webhook; `version` grows by one with every change. Each change is also a revision
+in the store's change log (store.py), which is the compare-and-set and the outbox: the publisher reads and
+marks revisions, never this document. A delete keeps the document (`deleted: true`) until its tombstone is
+acknowledged by Kafka.
+
+The store reads and writes raw documents (`Doc`); `from_doc` and `to_doc` are the only crossings, so the
+service layer works on `Webhook` only.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypeGuard
 
-from registry.schemas import RotatedSecretResponse, WebhookRecord
-from webhooks_common.models import SigningSecret, WebhookConfig
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-Doc = dict[str, Any]
+from registry.errors import UnreadableDocument
+from registry.schemas import WebhookRecord
+from webhooks_common.models import WebhookConfig
 
-# API field names (pydantic attribute names) -> document field names.
-MUTABLE = {"name": "name", "enabled": "enabled", "event_url": "event_url", "event_list": "event_list"}
-
-
-def new_doc(
-    webhook_id: str, entity_id: str, fields: dict[str, Any], user: str, encrypted_secret: str, now: datetime
-) -> Doc:
-    return {
-        "_id": webhook_id,
-        "entity_id": entity_id,
-        "entity_name": fields["entity"]["name"],
-        "name": fields["name"],
-        "enabled": fields["enabled"],
-        "event_url": fields["event_url"],
-        "event_list": fields["event_list"],
-        "user_identifier": user,
-        "created_at": now,
-        "updated_at": now,
-        "changed_at_ms": _ms(now),
-        "version": 1,
-        "published_version": 0,
-        "pending": True,
-        "deleted": False,
-        "secrets": [{"encrypted": encrypted_secret, "created_at": now, "expires_at": None}],
-    }
+Doc = dict[str, Any]  # a raw MongoDB document, as store.py reads and writes it
 
 
-def change(doc: Doc, user: str, now: datetime, **fields: Any) -> Doc:
-    """The `$set` of one change: the new field values plus the outbox bookkeeping (version+1, pending)."""
-    update: Doc = {k: v for k, v in fields.items()}
-    update.update(
-        {
-            "version": doc["version"] + 1,
-            "pending": True,
+class _Stored(BaseModel):
+    # Strict: MongoDB keeps types, so "yes" for a bool or "3" for a version is a damaged document.
+    model_config = ConfigDict(strict=True, frozen=True, populate_by_name=True, extra="ignore")
+
+
+class StoredSecret(_Stored):
+    encrypted: str
+    created_at: datetime
+    expires_at: datetime | None = None
+
+
+class Webhook(_Stored):
+    id: str = Field(alias="_id")
+    entity_id: str
+    entity_name: str
+    name: str
+    enabled: bool
+    event_url: str
+    event_list: list[str]
+    user_identifier: str
+    created_at: datetime
+    updated_at: datetime
+    changed_at_ms: int = 0
+    version: int
+    deleted: bool = False
+    secrets: list[StoredSecret] = Field(min_length=1)
+
+
+def from_doc(doc: Doc) -> Webhook:
+    """The typed record of a stored document; UnreadableDocument when it does not have that shape."""
+    try:
+        return Webhook.model_validate(doc)
+    except ValidationError as exc:
+        reasons = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or '(document)'}: {e['msg']}" for e in exc.errors()
+        )
+        raise UnreadableDocument(str(doc.get("_id")), reasons) from None
+
+
+def to_doc(webhook: Webhook) -> Doc:
+    return webhook.model_dump(by_alias=True)
+
+
+@dataclass(frozen=True)
+class NewWebhook:
+    """A validated create request."""
+
+    entity_name: str
+    name: str
+    event_url: str
+    enabled: bool = True
+    event_list: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class WebhookChanges:
+    """A validated update: the fields to set; None keeps the stored value."""
+
+    entity_name: str | None = None
+    name: str | None = None
+    event_url: str | None = None
+    enabled: bool | None = None
+    event_list: list[str] | None = None
+
+    def present(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+def new_webhook(
+    webhook_id: str, entity_id: str, new: NewWebhook, user: str, encrypted_secret: str, now: datetime
+) -> Webhook:
+    return Webhook(
+        id=webhook_id,
+        entity_id=entity_id,
+        entity_name=new.entity_name,
+        name=new.name,
+        enabled=new.enabled,
+        event_url=new.event_url,
+        event_list=new.event_list,
+        user_identifier=user,
+        created_at=now,
+        updated_at=now,
+        changed_at_ms=_ms(now),
+        version=1,
+        deleted=False,
+        secrets=[StoredSecret(encrypted=encrypted_secret, created_at=now)],
+    )
+
+
+def change(webhook: Webhook, user: str, now: datetime, fields: dict[str, Any]) -> Doc:
+    """The `$set` of one change: the new field values plus the bookkeeping (version+1, when, by whom)."""
+    changed = webhook.model_copy(
+        update={
+            **fields,
+            "version": webhook.version + 1,
             "updated_at": now,
             "changed_at_ms": _ms(now),
             "user_identifier": user,
         }
     )
-    return update
+    doc = to_doc(changed)
+    keys = [*fields, "version", "updated_at", "changed_at_ms", "user_identifier"]
+    return {k: doc[k] for k in keys}
 
 
-def patch_fields(fields: dict[str, Any]) -> Doc:
-    """Document fields for the present (already validated) API fields of an update."""
-    out = {MUTABLE[k]: v for k, v in fields.items() if k in MUTABLE and v is not None}
-    entity = fields.get("entity")
-    if entity is not None:
-        out["entity_name"] = entity["name"]
-    return out
+def changed_fields(webhook: Webhook, changes: WebhookChanges) -> dict[str, Any] | None:
+    """Only the fields whose value differs; None when nothing does (then nothing is written or published)."""
+    changed = {k: v for k, v in changes.present().items() if getattr(webhook, k) != v}
+    return changed or None
 
 
 def rotate_secrets(
-    secrets: list[Doc], new_encrypted: str, now: datetime, overlap: timedelta
-) -> tuple[list[Doc], datetime | None]:
+    secrets: list[StoredSecret], new_encrypted: str, now: datetime, overlap: timedelta
+) -> tuple[list[StoredSecret], datetime | None]:
     """Secrets after a rotation: expired ones dropped, current ones expire after `overlap`, new one added.
 
     Returns the new list and when the previous secret stops signing (None when nothing overlaps).
     """
     expires = now + overlap
-    kept: list[Doc] = []
+    kept: list[StoredSecret] = []
     for s in secrets:
-        until = s.get("expires_at")
-        if until is None:
-            until = expires
+        until = s.expires_at if s.expires_at is not None else expires
         if until > now:
-            kept.append({**s, "expires_at": until})
-    previous_until = max((s["expires_at"] for s in kept), default=None)
-    return [*kept, {"encrypted": new_encrypted, "created_at": now, "expires_at": None}], previous_until
+            kept.append(s.model_copy(update={"expires_at": until}))
+    previous_until = max((s.expires_at for s in kept if s.expires_at is not None), default=None)
+    return [*kept, StoredSecret(encrypted=new_encrypted, created_at=now)], previous_until
 
 
-def current_secret(secrets: list[Doc]) -> Doc:
+def current_secret(secrets: list[StoredSecret]) -> StoredSecret:
     """The newest secret that has no expiry (the one a rotation made last)."""
-    live = [s for s in secrets if s.get("expires_at") is None] or secrets
-    return max(live, key=lambda s: s["created_at"])
+    live = [s for s in secrets if s.expires_at is None] or secrets
+    return max(live, key=lambda s: s.created_at)
 
 
-def to_record(doc: Doc) -> WebhookRecord:
+def to_record(webhook: Webhook) -> WebhookRecord:
     return WebhookRecord(
-        id=doc["_id"],
-        created_date=doc["created_at"],
-        last_update=doc["updated_at"],
-        version=doc["version"],
-        user_identifier=doc["user_identifier"],
-        owner_identifier=doc["entity_id"],
-        owner_name=doc["entity_name"],
-        name=doc["name"],
-        enabled=doc["enabled"],
-        event_url=doc["event_url"],
-        event_list=list(doc["event_list"]),
+        id=webhook.id,
+        created_date=webhook.created_at,
+        last_update=webhook.updated_at,
+        version=webhook.version,
+        user_identifier=webhook.user_identifier,
+        owner_identifier=webhook.entity_id,
+        owner_name=webhook.entity_name,
+        name=webhook.name,
+        enabled=webhook.enabled,
+        event_url=webhook.event_url,
+        event_list=list(webhook.event_list),
     )
 
 
-def to_config(doc: Doc) -> WebhookConfig:
+_CONFIG_FIELDS = set(WebhookConfig.model_fields)
+
+
+def to_config(webhook: Webhook) -> WebhookConfig:
     """The value published on the config topic (secrets stay encrypted)."""
-    return WebhookConfig(
-        id=doc["_id"],
-        entity_id=doc["entity_id"],
-        entity_name=doc["entity_name"],
-        name=doc["name"],
-        enabled=doc["enabled"],
-        event_url=doc["event_url"],
-        event_list=list(doc["event_list"]),
-        version=doc["version"],
-        secrets=[
-            SigningSecret(
-                encrypted=s["encrypted"], created_at=s["created_at"], expires_at=s.get("expires_at")
-            )
-            for s in doc["secrets"]
-        ],
-        updated_at=doc["updated_at"],
-        changed_at_ms=doc.get("changed_at_ms", 0),
+    return WebhookConfig.model_validate(webhook.model_dump(include=_CONFIG_FIELDS))
+
+
+@dataclass(frozen=True)
+class ConfigRecord:
+    """One record for the config topic: key = webhook id, value = the config or None (a tombstone)."""
+
+    webhook_id: str
+    version: int
+    deleted: bool
+    changed_at_ms: int
+    key: bytes
+    value: bytes | None
+
+
+def config_record(doc: Doc) -> ConfigRecord:
+    """The config-topic record of a stored document; UnreadableDocument when none can be made.
+
+    A deleted document needs only its id and version for its tombstone: it goes out even if the rest is
+    damaged, so a delete is never held back.
+    """
+    webhook_id, version = doc.get("_id"), doc.get("version")
+    if doc.get("deleted") is True and isinstance(webhook_id, str) and is_int(version):
+        changed = doc.get("changed_at_ms")
+        return ConfigRecord(
+            webhook_id, version, True, changed if is_int(changed) else 0, webhook_id.encode(), None
+        )
+    webhook = from_doc(doc)
+    try:
+        value = to_config(webhook).to_bytes()
+    except (ValidationError, ValueError, TypeError) as exc:
+        raise UnreadableDocument(webhook.id, f"cannot make its config: {exc}") from None
+    return ConfigRecord(
+        webhook.id, webhook.version, webhook.deleted, webhook.changed_at_ms, webhook.id.encode(), value
     )
 
 
-def rotated_response(secret: str, previous_until: datetime | None) -> RotatedSecretResponse:
-    return RotatedSecretResponse(secret=secret, previous_expires_at=previous_until)
+def is_int(value: object) -> TypeGuard[int]:
+    """An integer as MongoDB returns one (int, or bson's Int64 subclass), not a bool."""
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _ms(t: datetime) -> int:

@@ -13,10 +13,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from registry.auth import Principal, authorize
-from registry.problems import FieldError, Problem, validation_problem
+from registry.errors import FieldError, InvalidFields
+from registry.problems import Problem
 from registry.routes import Route
 from registry.schemas import Health, RotatedSecretResponse, SecretResponse, WebhookBody, WebhookPatch
-from registry.validation import check_fields, parse_model
+from registry.validation import changes_from, check_fields, new_webhook_from, parse_model
 
 if TYPE_CHECKING:
     from registry.app import Runtime
@@ -94,12 +95,13 @@ class Handlers:
             present.setdefault("event_list", model.event_list)
         fields, errors = check_fields(present, entity, self.rt.url_policy)
         if errors:
-            raise validation_problem(errors)
+            raise InvalidFields(errors)
         return fields
 
     async def create(self, request: web.Request, who: Principal, entity: str) -> web.Response:
         body = parse_model(WebhookBody, await read_json(request, self.rt.settings.max_body_bytes))
-        record = await self.rt.service.create(entity, self._checked(body, entity), who.subject)
+        new = new_webhook_from(self._checked(body, entity))
+        record = await self.rt.service.create(entity, new, who.subject)
         return json_response(record, 201, etag=record.version)
 
     async def list_webhooks(self, request: web.Request, who: Principal, entity: str) -> web.Response:
@@ -118,9 +120,11 @@ class Handlers:
         nulls = [k for k in body.model_fields_set if getattr(body, k) is None]
         if nulls:
             alias = {n: WebhookPatch.model_fields[n].alias or n for n in nulls}
-            raise validation_problem([FieldError(alias[n], "must not be null") for n in nulls])
-        fields = self._checked(body, entity)
-        record = await self.rt.service.update(entity, request.match_info["id"], fields, who.subject, if_match)
+            raise InvalidFields([FieldError(alias[n], "must not be null") for n in nulls])
+        changes = changes_from(self._checked(body, entity))
+        record = await self.rt.service.update(
+            entity, request.match_info["id"], changes, who.subject, if_match
+        )
         return json_response(record, etag=record.version)
 
     async def delete(self, request: web.Request, who: Principal, entity: str) -> web.Response:

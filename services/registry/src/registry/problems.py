@@ -1,13 +1,28 @@
-"""RFC 9457 problem details: the one error shape of the API, and the mapping of failures onto it."""
+"""RFC 9457 problem details: the one error shape of the API, and the one mapping of failures (domain errors
+from the service, protocol errors from aiohttp, store outages) onto it."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 import pymongo.errors
 from aiohttp import web
+
+from registry.errors import (
+    CapReached,
+    ConcurrentChange,
+    DomainError,
+    FieldError,
+    InvalidFields,
+    NotFound,
+    StaleVersion,
+    UnreadableDocument,
+)
+
+log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -25,14 +40,6 @@ TITLES = {
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
-
-
-@dataclass(frozen=True)
-class FieldError:
-    """One invalid field: `field` is a dotted path in the request body's own names (e.g. `entity.name`)."""
-
-    field: str
-    reason: str
 
 
 @dataclass
@@ -66,6 +73,8 @@ def problem_for(exc: BaseException) -> Problem:
     """Map any failure a handler lets escape to the problem the client sees."""
     if isinstance(exc, Problem):
         return exc
+    if isinstance(exc, DomainError):
+        return domain_problem(exc)
     if isinstance(exc, web.HTTPRequestEntityTooLarge):
         return Problem(413, "the request body is larger than the limit")
     if isinstance(exc, web.HTTPMethodNotAllowed):
@@ -81,6 +90,35 @@ def problem_for(exc: BaseException) -> Problem:
         return Problem(
             503, "the webhook store (MongoDB) is unreachable; retry shortly", headers={"Retry-After": "2"}
         )
+    return Problem(500, "unexpected error; it has been logged")
+
+
+def domain_problem(exc: DomainError) -> Problem:
+    """What each refusal of the service means to an HTTP client."""
+    match exc:
+        case InvalidFields(errors):
+            return validation_problem(errors)
+        case NotFound(webhook_id):
+            return Problem(404, f"no webhook {webhook_id} for this managing entity")
+        case StaleVersion(current, expected):
+            return Problem(
+                409,
+                f"the webhook is at version {current}, not {expected}: re-read it and retry",
+                headers={"ETag": f'"{current}"'},
+            )
+        case ConcurrentChange(given_up=True):
+            return Problem(409, "the webhook is being changed concurrently; retry")
+        case ConcurrentChange():
+            return Problem(409, "the webhook changed while this update was applied: re-read it and retry")
+        case CapReached(limit):
+            return Problem(
+                409,
+                f"this managing entity already has the maximum of {limit} webhooks; "
+                "remove one before creating another",
+            )
+        case UnreadableDocument(webhook_id, reason):
+            log.error("stored webhook cannot be read", extra={"webhook_id": webhook_id, "error": reason})
+            return Problem(500, f"webhook {webhook_id} is stored in a shape this registry cannot read")
     return Problem(500, "unexpected error; it has been logged")
 
 

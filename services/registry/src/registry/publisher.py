@@ -1,8 +1,14 @@
-"""The outbox publisher: sends pending webhook documents to the compacted config topic, then marks them.
+"""The outbox publisher: sends the store's pending changes to the compacted config topic, then marks them.
 
 Woken on every change (so routing sees it within milliseconds) and on a short poll (recovery after a crash
-or a Kafka outage). Sends are acks=all; a document is marked published only after the ack and only if its
-version did not move meanwhile, so nothing accepted by the API can be lost between MongoDB and Kafka.
+or a Kafka outage). Sends are acks=all; a change is marked published only after the ack, so nothing accepted
+by the API can be lost between MongoDB and Kafka. Several registry processes may each run one: a change sent
+twice is the same record on a compacted topic.
+
+A change whose document cannot be turned into a config (damaged, or written by another writer) is set aside
+rather than retried: its revision leaves the pending set with the reason (`state: set_aside`, `error`), a
+log line and a metric, and the others keep flowing. Setting the revision back to `state: pending` after a
+repair in the store makes the publisher try it again.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import pymongo.errors
 from aiokafka.errors import KafkaError
 
 from registry import documents as d
+from registry.errors import UnreadableDocument
 from registry.store import Store
 from webhooks_common.aio import raise_if_cancelled, wait_event
 from webhooks_common.kafka import make_producer, start_client, stop_client
@@ -54,12 +61,6 @@ class KafkaSink:
         await fut
 
 
-def record_for(doc: d.Doc) -> tuple[bytes, bytes | None]:
-    """Key = webhook id (UTF-8); value = the config, or None (a tombstone) for a deleted webhook."""
-    key = doc["_id"].encode()
-    return key, (None if doc.get("deleted") else d.to_config(doc).to_bytes())
-
-
 def is_transient(exc: BaseException) -> bool:
     """Errors worth retrying later (broker or store unreachable) rather than crashing the publisher."""
     return isinstance(exc, KafkaError | pymongo.errors.PyMongoError | OSError | TimeoutError)
@@ -71,11 +72,15 @@ class Publisher:
         store: Store,
         sink_factory: Callable[[], ConfigSink],
         poll_seconds: float = 1.0,
-        on_published: Callable[[d.Doc], None] = lambda _doc: None,
+        on_published: Callable[[d.ConfigRecord], None] = lambda _record: None,
         max_backoff: float = 5.0,
+        on_set_aside: Callable[[], None] = lambda: None,
     ) -> None:
         self.store, self._sink_factory, self.poll = store, sink_factory, poll_seconds
         self._on_published, self._max_backoff = on_published, max_backoff
+        self._on_set_aside = on_set_aside
+        # Set aside but not markable in the store (no string id, or a deleted one): skipped in this process.
+        self._unmarkable: set[tuple[str, object]] = set()
         self._wake = asyncio.Event()
         self._sink: ConfigSink | None = None
         self.kafka_ok = False
@@ -110,25 +115,47 @@ class Publisher:
             docs = await self.store.pending(BATCH)
             if not docs:
                 return done
-            sends: list[Awaitable[None]] = []
+            records: list[d.ConfigRecord] = []
+            set_aside = 0
             for doc in docs:
-                key, value = record_for(doc)
-                sends.append(sink.send(key, value))
+                if (repr(doc.get("_id")), doc.get("version")) in self._unmarkable:
+                    continue
+                try:
+                    records.append(d.config_record(doc))
+                except UnreadableDocument as exc:
+                    set_aside += await self._set_aside(doc, exc)
+            sends: list[Awaitable[None]] = [sink.send(r.key, r.value) for r in records]
             # In order, one partition: the acks come back in the order sent.
             await asyncio.gather(*sends)
-            progressed = 0
-            for doc in docs:
-                if doc.get("deleted"):
-                    ok = await self.store.remove_deleted(doc["_id"], doc["version"])
+            published = 0
+            for r in records:
+                if r.deleted:
+                    ok = await self.store.remove_deleted(r.webhook_id, r.version)
                 else:
-                    ok = await self.store.mark_published(doc["_id"], doc["version"])
+                    ok = await self.store.mark_published(r.webhook_id, r.version)
                 if ok:
-                    progressed += 1
-                    self._on_published(doc)
-            done += progressed
-            if progressed == 0:
+                    published += 1
+                    self._on_published(r)
+            done += published
+            if published + set_aside == 0:
                 # Everything changed under us meanwhile; let the next wake-up or poll pick it up.
                 return done
+
+    async def _set_aside(self, doc: d.Doc, exc: UnreadableDocument) -> int:
+        """Take a document that cannot be published out of the pending set; 1 if the store marked it."""
+        webhook_id, version = doc.get("_id"), doc.get("version")
+        log.error(
+            "webhook document cannot be published; set aside until its next change",
+            extra={"webhook_id": exc.webhook_id, "version": version, "error": exc.reason},
+        )
+        self._on_set_aside()
+        marked = False
+        if isinstance(webhook_id, str) and d.is_int(version):
+            marked = await self.store.set_aside(webhook_id, int(version), exc.reason[:1000])
+        if not marked:
+            self._unmarkable.add((repr(webhook_id), version))
+            return 0
+        return 1
 
     async def run(self) -> None:
         backoff = 0.2

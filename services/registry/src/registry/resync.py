@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
-from registry.publisher import KafkaSink, record_for
+from registry.documents import config_record
+from registry.errors import UnreadableDocument
+from registry.publisher import KafkaSink
 from registry.settings import RegistrySettings
 from registry.store import MongoStore
 from webhooks_common.topics import Topics
+
+log = logging.getLogger(__name__)
 
 
 async def resync(settings: RegistrySettings) -> int:
@@ -20,7 +25,17 @@ async def resync(settings: RegistrySettings) -> int:
     sink = KafkaSink(settings.kafka_bootstrap_servers, Topics(settings.topic_prefix).config)
     await sink.start()
     try:
-        sends = [sink.send(*record_for(doc)) async for doc in store.all_docs()]
+        sends = []
+        async for doc in store.all_docs():
+            try:
+                record = config_record(doc)
+            except UnreadableDocument as exc:
+                log.error(
+                    "webhook document cannot be published; skipped",
+                    extra={"webhook_id": exc.webhook_id, "error": exc.reason},
+                )
+                continue
+            sends.append(sink.send(record.key, record.value))
         await asyncio.gather(*sends)
         return len(sends)
     finally:

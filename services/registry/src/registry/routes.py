@@ -8,7 +8,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from registry import auth
 from registry.schemas import (
     Health,
     KeyValuePair,
@@ -19,6 +18,7 @@ from registry.schemas import (
     WebhookPatch,
     WebhookRecord,
 )
+from webhooks_common import tokens
 
 BASE = "/api/managing-entity/{managingEntityIdentifier}/webhook"
 
@@ -38,9 +38,16 @@ class Route:
 
 
 ROUTES: tuple[Route, ...] = (
-    Route("POST", BASE, "create", "create-webhook", "Create", auth.WRITE, WebhookBody, WebhookRecord, 201),
+    Route("POST", BASE, "create", "create-webhook", "Create", tokens.WRITE, WebhookBody, WebhookRecord, 201),
     Route(
-        "GET", f"{BASE}/list", "list_webhooks", "show-webhooks", "List", auth.READ, None, list[WebhookRecord]
+        "GET",
+        f"{BASE}/list",
+        "list_webhooks",
+        "show-webhooks",
+        "List",
+        tokens.READ,
+        None,
+        list[WebhookRecord],
     ),
     Route(
         "GET",
@@ -48,18 +55,18 @@ ROUTES: tuple[Route, ...] = (
         "events",
         "show-webhook-events",
         "Subscribable events",
-        auth.READ,
+        tokens.READ,
         None,
         list[KeyValuePair],
     ),
-    Route("GET", f"{BASE}/{{id}}", "read", "load-webhook", "Show", auth.READ, None, WebhookRecord),
+    Route("GET", f"{BASE}/{{id}}", "read", "load-webhook", "Show", tokens.READ, None, WebhookRecord),
     Route(
         "PATCH",
         f"{BASE}/{{id}}",
         "update",
         "update-webhook",
         "Update",
-        auth.WRITE,
+        tokens.WRITE,
         WebhookPatch,
         WebhookRecord,
     ),
@@ -69,7 +76,7 @@ ROUTES: tuple[Route, ...] = (
         "delete",
         "delete-webhook",
         "Delete",
-        auth.REMOVE,
+        tokens.REMOVE,
         None,
         RemoveEntryResponse,
     ),
@@ -79,7 +86,7 @@ ROUTES: tuple[Route, ...] = (
         "secret",
         "show-webhook-secret",
         "Signing secret",
-        auth.READ,
+        tokens.READ,
         None,
         SecretResponse,
     ),
@@ -89,7 +96,7 @@ ROUTES: tuple[Route, ...] = (
         "rotate",
         "rotate-webhook-secret",
         "Rotate the signing secret",
-        auth.WRITE,
+        tokens.WRITE,
         None,
         RotatedSecretResponse,
     ),

@@ -6,8 +6,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr
 
+from webhooks_common.urls import MAX_URL
+
 MAX_NAME = 200
-MAX_URL = 2048
 MAX_EVENTS = 300
 
 

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from registry import documents as d
-from registry.problems import Problem
+from registry.errors import CapReached, ConcurrentChange, NotFound, StaleVersion
 from registry.schemas import KeyValuePair, RemoveEntryResponse, WebhookRecord
 from registry.store import Store
 from webhooks_common.catalog import catalog
@@ -47,57 +47,56 @@ class WebhookService:
     ) -> None:
         self.store, self.box, self.limits, self.notify, self.clock = store, box, limits, notify, clock
 
-    async def create(self, entity_id: str, fields: dict[str, Any], user: str) -> WebhookRecord:
+    async def create(self, entity_id: str, new: d.NewWebhook, user: str) -> WebhookRecord:
         # Count and insert under a per-entity lock (no transactions): exact within one registry process.
         async with self.store.entity_lock(entity_id):
             if await self.store.count_live(entity_id) >= self.limits.max_per_entity:
-                raise Problem(
-                    409,
-                    f"this managing entity already has the maximum of {self.limits.max_per_entity} webhooks; "
-                    "remove one before creating another",
-                )
-            doc = d.new_doc(
+                raise CapReached(self.limits.max_per_entity)
+            webhook = d.new_webhook(
                 str(uuid.uuid4()),
                 entity_id,
-                fields,
+                new,
                 user,
                 self.box.encrypt(generate_secret(32)),
                 self.clock(),
             )
-            await self.store.insert(doc)
+            await self.store.insert(d.to_doc(webhook))
         self.notify()
-        return d.to_record(doc)
+        return d.to_record(webhook)
 
     async def list_webhooks(self, entity_id: str) -> list[WebhookRecord]:
-        return [d.to_record(doc) for doc in await self.store.list_entity(entity_id)]
+        return [d.to_record(d.from_doc(doc)) for doc in await self.store.list_entity(entity_id)]
 
     async def get(self, entity_id: str, webhook_id: str) -> WebhookRecord:
         return d.to_record(await self._load(entity_id, webhook_id))
 
     async def update(
-        self, entity_id: str, webhook_id: str, fields: dict[str, Any], user: str, if_match: int | None
+        self, entity_id: str, webhook_id: str, changes: d.WebhookChanges, user: str, if_match: int | None
     ) -> WebhookRecord:
-        doc = await self._apply(entity_id, webhook_id, user, if_match, lambda _doc: d.patch_fields(fields))
-        return d.to_record(doc)
+        # A patch that changes nothing (`{}`, or the values already stored) writes and publishes nothing.
+        webhook = await self._apply(
+            entity_id, webhook_id, user, if_match, lambda current: d.changed_fields(current, changes)
+        )
+        return d.to_record(webhook)
 
     async def delete(
         self, entity_id: str, webhook_id: str, user: str, if_match: int | None
     ) -> RemoveEntryResponse:
-        await self._apply(entity_id, webhook_id, user, if_match, lambda _doc: {"deleted": True})
+        await self._apply(entity_id, webhook_id, user, if_match, lambda _webhook: {"deleted": True})
         return RemoveEntryResponse(id=webhook_id, success=True, message="Webhook removed.")
 
     async def secret(self, entity_id: str, webhook_id: str) -> str:
-        doc = await self._load(entity_id, webhook_id)
-        return self.box.decrypt(d.current_secret(doc["secrets"])["encrypted"])
+        webhook = await self._load(entity_id, webhook_id)
+        return self.box.decrypt(d.current_secret(webhook.secrets).encrypted)
 
     async def rotate_secret(self, entity_id: str, webhook_id: str, user: str) -> tuple[str, datetime | None]:
         new = generate_secret(32)
         encrypted = self.box.encrypt(new)
         previous_until: list[datetime | None] = [None]
 
-        def rotate(doc: d.Doc) -> d.Doc:
+        def rotate(webhook: d.Webhook) -> dict[str, Any]:
             secrets, previous_until[0] = d.rotate_secrets(
-                doc["secrets"], encrypted, self.clock(), self.limits.secret_overlap
+                webhook.secrets, encrypted, self.clock(), self.limits.secret_overlap
             )
             return {"secrets": secrets}
 
@@ -112,23 +111,21 @@ class WebhookService:
                 webhook_id,
                 f"system:{requested_by}",
                 None,
-                lambda doc: {"enabled": False} if doc["enabled"] else None,
+                lambda webhook: {"enabled": False} if webhook.enabled else None,
             )
-        except Problem as exc:
-            if exc.status == 404:
-                return False
-            raise
+        except NotFound:
+            return False
         log.info("webhook disabled by command", extra={"webhook_id": webhook_id, "reason": reason})
         return True
 
     def events(self) -> list[KeyValuePair]:
         return [KeyValuePair(value=e.key, label=f"{e.category}: {e.label}") for e in catalog()]
 
-    async def _load(self, entity_id: str, webhook_id: str) -> d.Doc:
+    async def _load(self, entity_id: str, webhook_id: str) -> d.Webhook:
         doc = await self.store.get(entity_id, webhook_id)
         if doc is None:
-            raise Problem(404, f"no webhook {webhook_id} for this managing entity")
-        return doc
+            raise NotFound(webhook_id)
+        return d.from_doc(doc)
 
     async def _apply(
         self,
@@ -136,27 +133,23 @@ class WebhookService:
         webhook_id: str,
         user: str,
         if_match: int | None,
-        mutate: Callable[[d.Doc], d.Doc | None],
-    ) -> d.Doc:
-        """Read, compute the change, compare-and-set on the version read. With If-Match the version must be
-        the caller's (409 otherwise); without it a lost race is retried on a fresh read."""
+        mutate: Callable[[d.Webhook], dict[str, Any] | None],
+    ) -> d.Webhook:
+        """Read, compute the change (None: nothing to change), compare-and-set on the version read. With
+        If-Match the version must be the caller's; without it a lost race is retried on a fresh read."""
         for _ in range(_CAS_ATTEMPTS):
-            doc = await self._load(entity_id, webhook_id)
-            if if_match is not None and doc["version"] != if_match:
-                raise Problem(
-                    409,
-                    f"the webhook is at version {doc['version']}, not {if_match}: re-read it and retry",
-                    headers={"ETag": f'"{doc["version"]}"'},
-                )
-            fields = mutate(doc)
+            webhook = await self._load(entity_id, webhook_id)
+            if if_match is not None and webhook.version != if_match:
+                raise StaleVersion(current=webhook.version, expected=if_match)
+            fields = mutate(webhook)
             if fields is None:
-                return doc
+                return webhook
             updated = await self.store.update_if_version(
-                webhook_id, doc["version"], d.change(doc, user, self.clock(), **fields)
+                d.to_doc(webhook), d.change(webhook, user, self.clock(), fields)
             )
             if updated is not None:
                 self.notify()
-                return updated
+                return d.from_doc(updated)
             if if_match is not None:
-                raise Problem(409, "the webhook changed while this update was applied: re-read it and retry")
-        raise Problem(409, "the webhook is being changed concurrently; retry")
+                raise ConcurrentChange()
+        raise ConcurrentChange(given_up=True)

@@ -18,7 +18,7 @@ from registry.documents import Doc
 log = logging.getLogger(__name__)
 
 CHANGES = "webhook_changes"
-PENDING, PUBLISHED = "pending", "published"
+PENDING, PUBLISHED, SET_ASIDE = "pending", "published", "set_aside"
 # A revision still pending this long after it was written, with the document behind it, lost its writer.
 REPAIR_AFTER_S = 30.0
 # Published revisions are kept this long: far beyond any in-flight write that could still try to insert
@@ -55,9 +55,10 @@ class Store(Protocol):
     async def get(self, entity_id: str, webhook_id: str) -> Doc | None: ...
     async def get_any(self, webhook_id: str) -> Doc | None: ...
     async def list_entity(self, entity_id: str) -> list[Doc]: ...
-    async def update_if_version(self, webhook_id: str, version: int, fields: Doc) -> Doc | None: ...
+    async def update_if_version(self, current: Doc, fields: Doc) -> Doc | None: ...
     async def pending(self, limit: int) -> list[Doc]: ...
     async def mark_published(self, webhook_id: str, version: int) -> bool: ...
+    async def set_aside(self, webhook_id: str, version: int, reason: str) -> bool: ...
     async def remove_deleted(self, webhook_id: str, version: int) -> bool: ...
     async def ping(self) -> None: ...
 
@@ -145,19 +146,17 @@ class MongoStore:
         cursor = self.col.find({"entity_id": entity_id, "deleted": False}).sort("created_at", ASCENDING)
         return [d async for d in cursor]
 
-    async def update_if_version(self, webhook_id: str, version: int, fields: Doc) -> Doc | None:
-        """Compare-and-set on `version`; the updated document, or None when it changed meanwhile."""
-        doc = await self.col.find_one({"_id": webhook_id})
-        if doc is None or doc["version"] != version or doc.get("deleted"):
-            return None
-        updated = {**doc, **fields}
-        if updated["version"] != version + 1:
-            raise ValueError(f"a change must advance the version by one ({version} -> {updated['version']})")
+    async def update_if_version(self, current: Doc, fields: Doc) -> Doc | None:
+        """Compare-and-set from `current` (the document as the caller read it) to `current` + `fields`;
+        the updated document, or None when another change won that version first."""
+        updated = {**current, **fields}
+        if updated["version"] != current["version"] + 1:
+            raise ValueError(f"a change must advance the version by one, not to {updated['version']}")
         try:
             await self.changes.insert_one(change_record(updated, time.time()))
         except DuplicateKeyError:
             return None  # another writer, in this process or another, won this version
-        await self.col.replace_one({"_id": webhook_id}, updated)
+        await self.col.replace_one({"_id": updated["_id"]}, updated)
         return updated
 
     async def pending(self, limit: int) -> list[Doc]:
@@ -190,6 +189,15 @@ class MongoStore:
     async def mark_published(self, webhook_id: str, version: int) -> bool:
         res = await self.changes.update_one(
             {"_id": change_id(webhook_id, version), "state": PENDING}, {"$set": {"state": PUBLISHED}}
+        )
+        return res.modified_count == 1
+
+    async def set_aside(self, webhook_id: str, version: int, reason: str) -> bool:
+        """A change that cannot be published leaves the pending set with its reason (the next change of the
+        webhook is judged afresh)."""
+        res = await self.changes.update_one(
+            {"_id": change_id(webhook_id, version), "state": PENDING},
+            {"$set": {"state": SET_ASIDE, "error": reason}},
         )
         return res.modified_count == 1
 

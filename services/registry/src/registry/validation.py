@@ -1,74 +1,16 @@
-"""Pure checks of request bodies beyond their shape: URLs, event lists, the entity in the path."""
+"""Pure checks of request bodies beyond their shape: URLs (by the shared rule in webhooks_common.urls),
+event lists, the entity in the path."""
 
 from __future__ import annotations
 
-import ipaddress
-from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ValidationError
 
-from registry.problems import FieldError
-from registry.schemas import MAX_URL
+from registry.documents import NewWebhook, WebhookChanges
+from registry.errors import FieldError, InvalidFields
 from webhooks_common.catalog import pattern_error
-
-
-@dataclass(frozen=True)
-class UrlPolicy:
-    allow_http: bool = False
-    allow_private: bool = False
-
-
-_LOCAL_NAMES = {"localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"}
-
-
-def url_error(url: str, policy: UrlPolicy) -> str | None:
-    """Why `url` cannot be a webhook target, or None when it can.
-
-    Only literal addresses are checked here; the deliverer re-checks the resolved address at connect time.
-    """
-    if len(url) > MAX_URL:
-        return f"longer than {MAX_URL} characters"
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in url):
-        return "contains whitespace or control characters"
-    try:
-        parts = urlsplit(url)
-        port = parts.port  # raises ValueError on a bad port
-    except ValueError as exc:
-        return f"not a valid URL ({exc})"
-    scheme = parts.scheme.lower()
-    if scheme not in ("https", "http"):
-        return "must be an absolute https URL"
-    if scheme == "http" and not policy.allow_http:
-        return "must use https (plain http is refused unless REGISTRY_ALLOW_HTTP is on)"
-    if parts.username is not None or parts.password is not None:
-        return "must not contain credentials"
-    host = (parts.hostname or "").rstrip(".")
-    if not host:
-        return "must name a host"
-    if port == 0:
-        return "port 0 is not a valid target"
-    if policy.allow_private:
-        return None
-    if host.lower() in _LOCAL_NAMES or host.lower().endswith(".localhost"):
-        return "must not point at a loopback host"
-    try:
-        addr = ipaddress.ip_address(host)
-    except ValueError:
-        return None  # a DNS name: checked on its resolved address when delivering
-    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-        addr = addr.ipv4_mapped
-    if (
-        addr.is_private
-        or addr.is_loopback
-        or addr.is_link_local
-        or addr.is_multicast
-        or addr.is_unspecified
-        or addr.is_reserved
-    ):
-        return "must not be a private, loopback or link-local address"
-    return None
+from webhooks_common.urls import UrlPolicy, check_url
 
 
 def normalize_event_list(items: list[str]) -> tuple[list[str], list[FieldError]]:
@@ -97,14 +39,38 @@ def check_fields(
         errors.append(FieldError("entity.identifier", "must equal the managing entity of the path"))
     url = fields.get("event_url")
     if url is not None:
-        why = url_error(url, policy)
-        if why:
-            errors.append(FieldError("eventUrl", why))
+        verdict = check_url(url, policy)
+        if verdict.error:
+            errors.append(FieldError("eventUrl", verdict.error))
+        out["event_url"] = verdict.url
     events = fields.get("event_list")
     if events is not None:
         out["event_list"], event_errors = normalize_event_list(events)
         errors += event_errors
     return out, errors
+
+
+def new_webhook_from(fields: dict[str, Any]) -> NewWebhook:
+    """The create request from the checked fields of a full body."""
+    return NewWebhook(
+        entity_name=fields["entity"]["name"],
+        name=fields["name"],
+        event_url=fields["event_url"],
+        enabled=fields["enabled"],
+        event_list=fields["event_list"],
+    )
+
+
+def changes_from(fields: dict[str, Any]) -> WebhookChanges:
+    """The update from the checked fields present in a (full or partial) body."""
+    entity = fields.get("entity")
+    return WebhookChanges(
+        entity_name=entity["name"] if entity is not None else None,
+        name=fields.get("name"),
+        event_url=fields.get("event_url"),
+        enabled=fields.get("enabled"),
+        event_list=fields.get("event_list"),
+    )
 
 
 def shape_errors(exc: ValidationError) -> list[FieldError]:
@@ -126,11 +92,9 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def parse_model(model: type[M], data: Any) -> M:
-    from registry.problems import validation_problem
-
     if not isinstance(data, dict):
-        raise validation_problem([FieldError("(body)", "must be a JSON object")])
+        raise InvalidFields([FieldError("(body)", "must be a JSON object")])
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise validation_problem(shape_errors(exc)) from None
+        raise InvalidFields(shape_errors(exc)) from None
