@@ -11,12 +11,13 @@ import aiohttp
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
-from deliverer.configs import ConfigFollower, ConfigView
+from deliverer.configs import ConfigView
 from deliverer.consumer import DeliveryConsumer
 from deliverer.handler import Pipeline
 from deliverer.http_client import make_session
 from deliverer.metrics import DelivererMetrics, serve_metrics
 from deliverer.settings import DelivererSettings
+from webhooks_common.config_view import ConfigTopicView, ConfigViewMetrics
 from webhooks_common.kafka import make_producer, start_client, stop_client
 from webhooks_common.secrets import SecretBox
 from webhooks_common.topics import RETRY_TIERS, Topics
@@ -34,13 +35,18 @@ class Deliverer:
         self.topics = Topics(prefix=settings.topic_prefix)
         self.metrics = DelivererMetrics()
         self.view = ConfigView(SecretBox(settings.require_secrets_key()))
+        self.config = ConfigTopicView(
+            settings.kafka_bootstrap_servers,
+            self.topics.config,
+            self.view,
+            metrics=ConfigViewMetrics("deliverer", self.metrics.registry),
+        )
         self.metrics_port: int | None = None
         self._tiers = tuple(tiers)
         self._stopped = asyncio.Event()
         self._fatal: BaseException | None = None
         self._run_task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
-        self._follower: ConfigFollower | None = None
         self._consumer: DeliveryConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -49,10 +55,11 @@ class Deliverer:
 
     async def start(self) -> None:
         s = self.settings
-        self._runner, self.metrics_port = await serve_metrics(self.metrics, s.metrics_host, s.metrics_port)
+        self._runner, self.metrics_port = await serve_metrics(
+            self.metrics, s.metrics_host, s.metrics_port, ready=self.ready
+        )
         # secrets and states first: no task may be handled against an empty view
-        self._follower = ConfigFollower(s.kafka_bootstrap_servers, self.topics.config, self.view)
-        await self._follower.start()
+        await self.config.start(within_s=60.0)
         self._producer = producer = make_producer(s.kafka_bootstrap_servers)
         await start_client(producer)
         self._session = session = make_session(
@@ -81,6 +88,10 @@ class Deliverer:
         log.info(
             "deliverer started (group %s, metrics on :%s)", s.consumer_group(s.group_id), self.metrics_port
         )
+
+    def ready(self) -> tuple[bool, str]:
+        """(ready, reason) for /readyz: the config view is caught up and its feed is alive."""
+        return self.config.status()
 
     def _loop_ended(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -134,8 +145,7 @@ class Deliverer:
             assert self._producer is not None and self._session is not None
             await stop_client(self._producer)
             await self._session.close()
-            if self._follower is not None:
-                await self._follower.stop()
+            await self.config.stop()
             if self._runner is not None:
                 await self._runner.cleanup()
             log.info("deliverer stopped")
@@ -159,8 +169,7 @@ class Deliverer:
             await stop_client(self._producer)
         if self._session is not None:
             await self._session.close()
-        if self._follower is not None:
-            await self._follower.stop()
+        await self.config.stop()
         if self._runner is not None:
             await self._runner.cleanup()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -40,8 +42,14 @@ class DelivererMetrics:
         self.invalid = Counter("deliverer_invalid_tasks", "Unreadable delivery tasks skipped.", registry=r)
 
 
-async def serve_metrics(metrics: DelivererMetrics, host: str, port: int) -> tuple[web.AppRunner, int]:
-    """Serve /metrics and /healthz; returns the runner and the bound port (useful with port 0)."""
+async def serve_metrics(
+    metrics: DelivererMetrics,
+    host: str,
+    port: int,
+    *,
+    ready: Callable[[], tuple[bool, str]] | None = None,
+) -> tuple[web.AppRunner, int]:
+    """Serve /metrics, /healthz and (given `ready`) /readyz; returns the runner and the bound port."""
     app = web.Application()
 
     async def serve(_r: web.Request) -> web.Response:
@@ -55,6 +63,14 @@ async def serve_metrics(metrics: DelivererMetrics, host: str, port: int) -> tupl
         return web.json_response({"status": "ok"})
 
     app.router.add_get("/healthz", healthz)
+
+    async def readyz(_r: web.Request) -> web.Response:
+        assert ready is not None
+        ok, reason = ready()
+        return web.json_response({"ready": ok, "reason": reason}, status=200 if ok else 503)
+
+    if ready is not None:
+        app.router.add_get("/readyz", readyz)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
