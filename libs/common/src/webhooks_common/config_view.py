@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
 from webhooks_common.kafka import started
@@ -297,6 +298,7 @@ class ConfigTopicView:
                         self.topic,
                         self._failure,
                         delay,
+                        exc_info=not isinstance(exc, FeedDown | KafkaError),  # the unexpected: with trace
                     )
                     await asyncio.sleep(delay)
         finally:
