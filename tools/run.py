@@ -14,18 +14,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
-import re
 import signal
-import socket
 import sys
+import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from webhooks_devtools.ports import free_port, port_free
+from webhooks_devtools.procs import Proc
+from webhooks_devtools.services import service_argv, service_ready
+from webhooks_devtools.supervise import Backoff, Supervised
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLER_ENV = dict(os.environ)  # before the profile is applied: what the user set themselves
@@ -33,20 +33,10 @@ SERVICES = ("registry", "router", "deliverer")
 STOP_GRACE_S = float(os.environ.get("RUN_STOP_GRACE_S", "15"))
 READY_TIMEOUT_S = 120.0
 COLOURS = {"run": "1", "infra": "2", "registry": "36", "router": "35", "deliverer": "33"}
-DELIVERER_READY = re.compile(r"deliverer ready metrics_port=(\d+)")
+BACKOFF = Backoff(first_s=1.0, ceiling_s=30.0, stable_after_s=60.0)
 
 
 # --- pure decisions ---------------------------------------------------------------------------------
-
-
-def restart_delay(crashes: int) -> float:
-    """Seconds to wait before restarting a service that crashed `crashes` times in a row: 1, 2, 4 .. 30."""
-    return float(min(30, 2 ** max(0, crashes - 1)))
-
-
-def crashes_after_exit(previous: int, uptime_s: float, stable_after_s: float = 60.0) -> int:
-    """A service that ran a while before crashing starts its backoff over."""
-    return 1 if uptime_s >= stable_after_s else previous + 1
 
 
 def is_repeated_signal(first_at: float, now: float, echo_window_s: float = 1.0) -> bool:
@@ -79,19 +69,32 @@ def shell_exports(env: Mapping[str, str], names: tuple[str, ...]) -> str:
     return ("export " + " ".join(parts)) if parts else ""
 
 
+def shown_path(path: Path, root: Path) -> str:
+    """`path` relative to the repository when it is inside it, else as given (WEBHOOKS_DEV_ENV may point
+    anywhere)."""
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
 # --- output -----------------------------------------------------------------------------------------
 
 
 class Out:
+    """Prefixed lines on stdout; every child's reader thread writes here, hence the lock."""
+
     def __init__(self) -> None:
         self.colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        self._lock = threading.Lock()
 
     def line(self, name: str, text: str) -> None:
         tag = f"{name:>9} |"
         if self.colour:
             tag = f"\033[{COLOURS.get(name, '0')}m{tag}\033[0m"
-        sys.stdout.write(f"{tag} {text}\n")
-        sys.stdout.flush()
+        with self._lock:
+            sys.stdout.write(f"{tag} {text}\n")
+            sys.stdout.flush()
 
 
 OUT = Out()
@@ -104,90 +107,26 @@ def say(text: str) -> None:
 # --- children ---------------------------------------------------------------------------------------
 
 
-@dataclass
-class Child:
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    proc: asyncio.subprocess.Process | None = None
-    started_at: float = 0.0
-    crashes: int = 0
-    restarts: int = 0
-    notes: dict[str, str] = field(default_factory=dict)  # facts read from the output (e.g. metrics port)
-    _pump: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            *self.argv,
-            cwd=ROOT,
-            env=self.env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            # Own session: the terminal's Ctrl-C reaches only the supervisor, which stops children in order.
-            start_new_session=True,
-        )
-        self.started_at = time.monotonic()
-        self._pump = asyncio.create_task(self._pump_output(self.proc))
-        say(f"started {self.name} (pid {self.proc.pid})")
-
-    async def _pump_output(self, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdout is not None
-        async for raw in proc.stdout:
-            text = raw.decode(errors="replace").rstrip("\n")
-            m = DELIVERER_READY.search(text)
-            if m:
-                self.notes["metrics_port"] = m.group(1)
-            OUT.line(self.name, text)
-
-    async def wait(self) -> int:
-        assert self.proc is not None
-        code = await self.proc.wait()
-        if self._pump is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._pump, 2)
-        return code
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.returncode is None
-
-    async def stop(self, grace: float) -> None:
-        if not self.alive():
-            return
-        assert self.proc is not None
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(self.proc.wait(), grace)
-            say(f"{self.name} stopped (exit {self.proc.returncode})")
-        except TimeoutError:
-            say(f"{self.name} did not stop within {grace:.0f}s: killing pid {self.proc.pid}")
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
-            await self.proc.wait()
+def child(name: str, argv: list[str], env: dict[str, str], ready: bool = True) -> Proc:
+    """A child whose output is printed with its name; in its own session, so that the terminal's Ctrl-C
+    reaches only this supervisor, which stops the children in order."""
+    return Proc(
+        name,
+        argv,
+        env,
+        cwd=ROOT,
+        on_line=lambda text: OUT.line(name, text),
+        ready=service_ready(name, env) if ready else None,
+        new_session=True,
+    )
 
 
 class Supervisor:
-    def __init__(self, children: list[Child]) -> None:
+    """Keeps every child running (restart with backoff) until SIGINT/SIGTERM, then stops them all."""
+
+    def __init__(self, children: list[Supervised]) -> None:
         self.children = children
         self.stopping = asyncio.Event()
-
-    async def _keep_running(self, child: Child) -> None:
-        while not self.stopping.is_set():
-            await child.start()
-            code = await child.wait()
-            if self.stopping.is_set():
-                return
-            uptime = time.monotonic() - child.started_at
-            child.crashes = crashes_after_exit(child.crashes, uptime)
-            delay = restart_delay(child.crashes)
-            say(
-                f"{child.name} exited with code {code} after {uptime:.1f}s (crash {child.crashes} in a row); "
-                f"restarting in {delay:.0f}s"
-            )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), delay)
-            child.restarts += 1
 
     async def run(self, after_start: asyncio.Future[None] | None = None) -> None:
         loop = asyncio.get_running_loop()
@@ -203,40 +142,24 @@ class Supervisor:
             elif is_repeated_signal(first_signal_at, now):
                 say("killing every child now")
                 for c in self.children:
-                    if c.alive() and c.proc is not None:
-                        with contextlib.suppress(ProcessLookupError):
-                            c.proc.kill()
+                    c.proc.kill()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, on_signal, sig)
-        keepers = [asyncio.create_task(self._keep_running(c)) for c in self.children]
-        await self.stopping.wait()
-        if after_start is not None:
-            after_start.cancel()
-        await asyncio.gather(*(c.stop(STOP_GRACE_S) for c in self.children))
-        for k in keepers:
-            k.cancel()
-        await asyncio.gather(*keepers, return_exceptions=True)
-        say("all stopped")
+        try:
+            for c in self.children:
+                await c.start()
+            await self.stopping.wait()
+        finally:
+            if after_start is not None:
+                after_start.cancel()
+            await asyncio.gather(*(c.stop(STOP_GRACE_S) for c in self.children))
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+            say("all stopped")
 
 
 # --- environment ------------------------------------------------------------------------------------
-
-
-def port_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def build_env(describe: bool) -> dict[str, str]:
@@ -263,7 +186,7 @@ def build_env(describe: bool) -> dict[str, str]:
             shown = s.value if s.name not in devprofile.GENERATED else "*" * 8
             origin = s.origin
             if s.origin == devprofile.PROFILE and s.name in devprofile.GENERATED:
-                origin = f"dev profile, kept in {devprofile.dev_env_path(ROOT).relative_to(ROOT)}"
+                origin = f"dev profile, kept in {shown_path(devprofile.dev_env_path(ROOT), ROOT)}"
             say(f"  {f'{s.name}={shown}':<{width}}  {why.get(s.name, ''):<50} ({origin})")
     return env
 
@@ -279,38 +202,25 @@ def choose_ports(env: dict[str, str], services: tuple[str, ...], *, defaults: bo
         if why != "set":
             say(f"router web port {value} ({why if defaults else 'automatic'})")
     if "deliverer" in services:
-        value, why = port_choice(env.get("DELIVERER_METRICS_PORT"), 9100, defaults and port_free(9100), "0")
+        # A port of its own rather than 0 (any): readiness is asked on it.
+        value, why = port_choice(
+            env.get("DELIVERER_METRICS_PORT"), 9100, defaults and port_free(9100), str(free_port())
+        )
         env["DELIVERER_METRICS_PORT"] = value
-        if why not in {"set", "default"}:
-            say(f"deliverer metrics port: automatic ({why if defaults else 'extra instance'})")
+        if why != "set":
+            say(f"deliverer metrics port {value} ({why if defaults else 'automatic'})")
 
 
-def http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return 200 <= resp.status < 300
-    except (OSError, urllib.error.URLError):
-        return False
+async def wait_ready(children: list[Supervised], timeout: float) -> list[str]:
+    """Wait until each service is ready (its readiness endpoint); returns the names that were not in time."""
 
+    async def one(c: Supervised) -> str | None:
+        if await c.wait_ready(timeout):
+            say(f"{c.name} ready")
+            return None
+        return c.name
 
-async def wait_ready(children: dict[str, Child], env: Mapping[str, str], timeout: float) -> list[str]:
-    """Wait until each service says it is ready; returns the names that did not in time."""
-    registry = f"http://127.0.0.1:{env.get('REGISTRY_PORT', '8080')}/readyz"
-    router = f"http://127.0.0.1:{env.get('ROUTER_WEB_PORT', '6066')}/readyz"
-    checks = {
-        "registry": lambda: http_ok(registry),
-        "router": lambda: http_ok(router),
-        "deliverer": lambda: "metrics_port" in children["deliverer"].notes,
-    }
-    pending = {n for n in children if n in checks}
-    deadline = time.monotonic() + timeout
-    while pending and time.monotonic() < deadline:
-        for name in sorted(pending):
-            if await asyncio.to_thread(checks[name]):
-                pending.discard(name)
-                say(f"{name} ready")
-        await asyncio.sleep(0.3)
-    return sorted(pending)
+    return sorted(n for n in await asyncio.gather(*(one(c) for c in children)) if n)
 
 
 def banner(env: Mapping[str, str], elapsed: float) -> str:
@@ -345,19 +255,14 @@ def banner(env: Mapping[str, str], elapsed: float) -> str:
 # --- commands ---------------------------------------------------------------------------------------
 
 
-def service_argv(name: str) -> list[str]:
-    return [sys.executable, "-m", name]
-
-
 async def run_all() -> int:
     t0 = time.monotonic()
     env = build_env(describe=True)
     os.environ.update(env)  # the topic helper below and tools/infra.py read the same settings
 
     say("local servers: tools/infra.py up (does nothing when the configured servers answer)")
-    infra = Child("infra", [sys.executable, str(ROOT / "tools" / "infra.py"), "up"], env)
-    await infra.start()
-    if await infra.wait() != 0:
+    infra = child("infra", [sys.executable, str(ROOT / "tools" / "infra.py"), "up"], env, ready=False)
+    if await infra.start().wait() != 0:
         say("infrastructure did not come up; see the lines above")
         return 1
 
@@ -383,11 +288,11 @@ async def run_all() -> int:
         say(f"port {port} is taken: stop what uses it or set REGISTRY_PORT=<another port>")
         return 1
     choose_ports(env, SERVICES, defaults=True)
-    children = {name: Child(name, service_argv(name), env) for name in SERVICES}
-    sup = Supervisor(list(children.values()))
+    children = [Supervised(child(n, service_argv(n), env), BACKOFF, say) for n in SERVICES]
+    sup = Supervisor(children)
 
     async def announce() -> None:
-        missing = await wait_ready(children, env, READY_TIMEOUT_S)
+        missing = await wait_ready(children, READY_TIMEOUT_S)
         if missing:
             say(f"not ready after {READY_TIMEOUT_S:.0f}s: {', '.join(missing)} (see their output above)")
             return
@@ -403,8 +308,7 @@ async def run_all() -> int:
 async def run_one(name: str) -> int:
     env = build_env(describe=True)
     choose_ports(env, (name,), defaults=False)
-    child = Child(name, service_argv(name), env)
-    sup = Supervisor([child])
+    sup = Supervisor([Supervised(child(name, service_argv(name), env), BACKOFF, say)])
     say(f"one {name} in the foreground (another `make {name}` adds an instance); Ctrl-C stops it")
     await sup.run()
     return 0
