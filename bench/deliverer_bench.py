@@ -16,8 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
-import subprocess
+import shutil
 import sys
 import tempfile
 import time
@@ -28,6 +27,9 @@ import aiohttp
 import orjson
 from aiohttp import web
 from cryptography.fernet import Fernet
+
+from webhooks_devtools.procs import Proc
+from webhooks_devtools.services import deliverer_ready, service_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 URLS = 100
@@ -134,18 +136,22 @@ async def deliverer_case(port: int, n: int, processes: int, dead_share: float, b
         "DELIVERER_METRICS_HOST": "127.0.0.1",
         "LOG_LEVEL": "WARNING",
     }
-    logs = [Path(tempfile.mkstemp(prefix="deliverer-bench-", suffix=".log")[1]) for _ in range(processes)]
+    workdir = Path(tempfile.mkdtemp(prefix="deliverer-bench-"))
     procs = [
-        subprocess.Popen([sys.executable, "-m", "deliverer"], env=env, stderr=log.open("wb"), cwd=ROOT)  # noqa: ASYNC220
-        for log in logs
+        Proc(
+            f"deliverer-{i}",
+            service_argv("deliverer"),
+            env,
+            cwd=ROOT,
+            log_path=workdir / f"deliverer-{i}.log",
+            ready=deliverer_ready(env["DELIVERER_METRICS_PORT"]),
+        )
+        for i in range(processes)
     ]
     try:
-        for log in logs:
-            deadline = time.monotonic() + 60
-            while not re.search(rb"deliverer ready", log.read_bytes()):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(log.read_text()[-2000:])
-                await asyncio.sleep(0.1)
+        for p in procs:
+            p.start()
+        await asyncio.gather(*(p.wait_ready(60) for p in procs))
         await asyncio.sleep(4 if processes > 1 else 1)  # let the group settle
         async with aiohttp.ClientSession() as http:
             base = await receiver_count(http, port)
@@ -173,16 +179,9 @@ async def deliverer_case(port: int, n: int, processes: int, dead_share: float, b
                 await asyncio.sleep(0.05)
             return good / (time.perf_counter() - t0)
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        await asyncio.gather(*(p.stop(20) for p in procs))
         await producer.stop()
-        for log in logs:
-            log.unlink(missing_ok=True)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def main() -> None:
@@ -193,7 +192,10 @@ async def main() -> None:
     args = ap.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     port = 18000 + os.getpid() % 1000
-    rx = subprocess.Popen([sys.executable, __file__, "--receiver", str(port)])  # noqa: ASYNC220
+    rx = Proc(
+        "receiver", [sys.executable, __file__, "--receiver", str(port)], os.environ, cwd=ROOT, on_line=print
+    )
+    rx.start()
     try:
         async with aiohttp.ClientSession() as http:
             for _ in range(100):
@@ -217,7 +219,7 @@ async def main() -> None:
         print(rows[-1], flush=True)
     finally:
         rx.kill()  # it holds never-answered requests open; nothing to shut down gracefully
-        rx.wait(10)
+        await rx.wait(10)
     table = "\n".join(f"| {name} | {rate:,.0f}/s |" for name, rate in rows)
     section = (
         f"\n## Deliverer\n\n{time.strftime('%Y-%m-%d %H:%M')} UTC, {args.tasks} tasks per case, {URLS} URLs, "

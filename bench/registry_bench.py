@@ -24,10 +24,11 @@ from cryptography.fernet import Fernet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._procs import Proc, cpu_seconds, free_port, rss_mb
+from bench._procs import bench_proc, cpu_seconds, free_port, rss_mb
 from registry.auth import mint_token
 from webhooks_common.kafka import delete_topics, ensure_topics
 from webhooks_common.topics import Topics, topic_specs
+from webhooks_devtools.services import readyz
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
@@ -91,13 +92,14 @@ async def main() -> None:
         LOG_LEVEL="WARNING",
     )
     workdir = Path(os.environ.get("TMPDIR", "/tmp")) / f"registry-bench-{run}"
-    proc = Proc("registry", [sys.executable, "-m", "registry"], env, workdir).start()
+    argv = [sys.executable, "-m", "registry"]
+    proc = bench_proc("registry", argv, env, workdir, readyz(port)).start()
     base = f"http://127.0.0.1:{port}"
     entities = [f"bench-{run}-{i}" for i in range(args.creates // PER_ENTITY + args.clients + 1)]
     token = mint_token(JWT, "bench", entities)
     headers = {"Authorization": f"Bearer {token}"}
     try:
-        await asyncio.to_thread(proc.wait_http, f"{base}/readyz", 60)
+        await proc.wait_ready(60)
         cpu0 = cpu_seconds(proc.pid) or 0.0
         connector = aiohttp.TCPConnector(limit=args.clients)
         async with aiohttp.ClientSession(base_url=base, headers=headers, connector=connector) as session:
@@ -128,7 +130,7 @@ async def main() -> None:
             cpu2 = cpu_seconds(proc.pid) or 0.0
         rss = rss_mb(proc.pid)
     finally:
-        code = proc.stop(grace=15)
+        code = await proc.stop(grace=15)
         await delete_topics(KAFKA, [s.name for s in specs])
         from pymongo import AsyncMongoClient
 

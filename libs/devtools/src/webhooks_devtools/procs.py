@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import os
 import re
@@ -30,7 +31,7 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Self
 
 from webhooks_devtools.lines import LineSplitter
 
@@ -158,7 +159,7 @@ class Proc:
 
     # --- start ----------------------------------------------------------------------------------------
 
-    def start(self) -> Proc:
+    def start(self) -> Self:
         if self.alive():
             raise ProcError(f"{self.name} is already running (pid {self.pid})")
         self.cwd.mkdir(parents=True, exist_ok=True)
@@ -307,5 +308,10 @@ class Proc:
         return self.returncode
 
     def stop_sync(self, grace: float = 15.0, sig: int = signal.SIGTERM) -> int | None:
-        """`stop()` for code without an event loop (or in a worker thread)."""
-        return asyncio.run(self.stop(grace, sig))
+        """`stop()` for synchronous code (blocks; inside a running event loop it blocks that loop too)."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.stop(grace, sig))
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, self.stop(grace, sig)).result()

@@ -14,6 +14,7 @@ import os
 import tempfile
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from webhooks_devtools.ports import free_port
 from webhooks_devtools.procs import Proc, http_get
@@ -62,7 +63,7 @@ class RouterWorker:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.web_port}"
 
-    def start(self) -> RouterWorker:
+    def start(self) -> Self:
         self.proc.start()
         return self
 
@@ -96,7 +97,7 @@ class RouterWorker:
     def log_tail(self, n: int = 60) -> str:
         return self.proc.log_tail(n)
 
-    async def __aenter__(self) -> RouterWorker:
+    async def __aenter__(self) -> Self:
         return self.start()
 
     async def __aexit__(

@@ -1,7 +1,7 @@
 """The bad-input soak: malformed records of every kind interleaved with valid events on the input topics.
 
 Expected: every valid event delivered, every malformed record on `webhooks.invalid` (matched by source
-topic, partition and offset), no service restart, RSS flat. Used by tools/chaos.py (`make soak`, 100,000
+topic, partition and offset), no service restart, RSS flat. Used by `make soak` (tools/chaos, 100,000
 records) and tests/integration/test_bad_input_soak.py (reduced, on the shared servers).
 """
 
@@ -23,8 +23,8 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 from cryptography.fernet import Fernet
 
-from tests.support.chaos_stack import PrivateInfra, Stack
-from tests.support.chaos_traffic import (
+from tools.chaos.stack import PrivateInfra, Stack
+from tools.chaos.traffic import (
     Lag,
     Producer,
     Receivers,
