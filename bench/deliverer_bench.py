@@ -25,6 +25,7 @@ from pathlib import Path
 
 import aiohttp
 import orjson
+from _load import Hook, write_configs  # bench/ is the script's folder
 from aiohttp import web
 from cryptography.fernet import Fernet
 
@@ -95,35 +96,17 @@ async def bare(port: int, n: int) -> float:
 
 async def deliverer_case(port: int, n: int, processes: int, dead_share: float, bootstrap: str) -> float:
     from webhooks_common.kafka import ensure_topics, make_producer
-    from webhooks_common.models import DeliveryTask, SigningSecret, WebhookConfig, utcnow
-    from webhooks_common.secrets import SecretBox, generate_secret
+    from webhooks_common.models import DeliveryTask
     from webhooks_common.topics import Topics, topic_specs
 
     topics = Topics(prefix=f"bench{uuid.uuid4().hex[:8]}.")
     await ensure_topics(bootstrap, topic_specs(topics, delivery_partitions=12))
     key = Fernet.generate_key().decode()
-    box = SecretBox(key)
     n_dead = int(URLS * dead_share)
     urls = [f"http://127.0.0.1:{port}/{'dead' if i < n_dead else 'u'}{i}" for i in range(URLS)]
-    configs = [
-        WebhookConfig(
-            id=f"w{i}",
-            entity_id="e1",
-            entity_name="E",
-            name="bench",
-            enabled=True,
-            event_url=u,
-            version=1,
-            secrets=[SigningSecret(encrypted=box.encrypt(generate_secret()), created_at=utcnow())],
-            updated_at=utcnow(),
-        )
-        for i, u in enumerate(urls)
-    ]
+    await write_configs(bootstrap, topics, [Hook(f"w{i}", "e1", "", u) for i, u in enumerate(urls)], key)
     producer = make_producer(bootstrap)
     await producer.start()
-    await asyncio.gather(
-        *[await producer.send(topics.config, key=c.id.encode(), value=c.to_bytes()) for c in configs]
-    )
 
     env = {
         **os.environ,

@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +22,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from webhooks_devtools.pids import pid_alive, stop_pid
 
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = Path(os.environ.get("INFRA_DIR", ROOT / ".infra"))
@@ -114,21 +114,6 @@ async def mongo_answers(url: str, timeout: float = 3.0) -> bool:
 # --- processes ----------------------------------------------------------------------------------
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie still "exists"; treat it as dead.
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
-
-
 def read_pid(name: str) -> int | None:
     f = RUN / f"{name}.pid"
     if not f.exists():
@@ -159,15 +144,8 @@ def stop(name: str, timeout: float = 20.0) -> None:
         say(f"{name}: not running (no live pid file)")
         return
     say(f"{name}: stopping pid {pid}")
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if pid_alive(pid):
-        say(f"{name}: did not stop in {timeout:.0f}s, killing")
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    if stop_pid(pid, timeout):
+        say(f"{name}: did not stop in {timeout:.0f}s, killed")
     pidfile.unlink(missing_ok=True)
 
 

@@ -191,24 +191,23 @@ def build_env(describe: bool) -> dict[str, str]:
     return env
 
 
+# The service ports `make run` chooses (the registry's is the API's: it is never moved).
+PORTS = {
+    "router": ("ROUTER_WEB_PORT", 6066, "router web port"),
+    "deliverer": ("DELIVERER_METRICS_PORT", 9100, "deliverer metrics port"),
+}
+
+
 def choose_ports(env: dict[str, str], services: tuple[str, ...], *, defaults: bool) -> None:
     """`make run` keeps the documented default ports when they are free; an extra instance (`make
-    deliverer`, `make router`) always takes automatic ones so that several can run side by side."""
-    if "router" in services:
-        value, why = port_choice(
-            env.get("ROUTER_WEB_PORT"), 6066, defaults and port_free(6066), str(free_port())
-        )
-        env["ROUTER_WEB_PORT"] = value
+    deliverer`, `make router`) always takes automatic ones so that several can run side by side. A port
+    of its own rather than 0 (any): readiness is asked on it."""
+    for service in (s for s in services if s in PORTS):
+        setting, default, label = PORTS[service]
+        value, why = port_choice(env.get(setting), default, defaults and port_free(default), str(free_port()))
+        env[setting] = value
         if why != "set":
-            say(f"router web port {value} ({why if defaults else 'automatic'})")
-    if "deliverer" in services:
-        # A port of its own rather than 0 (any): readiness is asked on it.
-        value, why = port_choice(
-            env.get("DELIVERER_METRICS_PORT"), 9100, defaults and port_free(9100), str(free_port())
-        )
-        env["DELIVERER_METRICS_PORT"] = value
-        if why != "set":
-            say(f"deliverer metrics port {value} ({why if defaults else 'automatic'})")
+            say(f"{label} {value} ({why if defaults else 'automatic'})")
 
 
 async def wait_ready(children: list[Supervised], timeout: float) -> list[str]:

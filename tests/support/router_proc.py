@@ -9,17 +9,14 @@ collector.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import time
-from types import TracebackType
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka import ConsumerRecord, TopicPartition
 
-from webhooks_common.kafka import start_client, stop_client
+from tests.conftest import eventually
 from webhooks_common.topics import Topics
 from webhooks_devtools import router_worker
+from webhooks_devtools.topic_tap import TopicTap
 
 
 class RouterWorker(router_worker.RouterWorker):
@@ -29,56 +26,25 @@ class RouterWorker(router_worker.RouterWorker):
         super().__init__(kafka, topics.prefix, **kwargs)
 
 
-class TopicCollector:
+class TopicCollector(TopicTap):
     """Reads a topic from the beginning in the background, keeping every record (for assertions)."""
 
     def __init__(self, kafka: str, topic: str) -> None:
-        self.kafka = kafka
-        self.topic = topic
+        super().__init__(kafka, topic, self._keep, fetch_max_wait_ms=50)
         self.records: list[ConsumerRecord] = []
         self._next: dict[int, int] = {}  # partition -> offset after the last record seen
-        self._consumer: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> TopicCollector:
-        consumer = AIOKafkaConsumer(
-            self.topic,
-            bootstrap_servers=self.kafka,
-            group_id=None,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            fetch_max_wait_ms=50,
-        )
-        await start_client(consumer)
-        self._consumer = consumer
-        self._task = asyncio.create_task(self._run(consumer))
-        return self
+    def _keep(self, records: list[ConsumerRecord]) -> None:
+        self.records.extend(records)
+        self._next[records[-1].partition] = records[-1].offset + 1
 
     async def catch_up(self, within: float = 20.0) -> None:
         """Wait until every record written to the topic so far has been collected."""
-        assert self._consumer is not None
-        parts = self._consumer.partitions_for_topic(self.topic) or set()
-        end = await self._consumer.end_offsets([TopicPartition(self.topic, p) for p in parts])
-        deadline = time.monotonic() + within
-        while any(self._next.get(tp.partition, 0) < off for tp, off in end.items()):
-            if time.monotonic() > deadline:
-                raise AssertionError(f"collector of {self.topic} did not catch up in {within}s")
-            await asyncio.sleep(0.05)
-
-    async def _run(self, consumer: AIOKafkaConsumer) -> None:
-        try:
-            while True:
-                batch = await consumer.getmany(timeout_ms=100)
-                for tp, recs in batch.items():
-                    self.records.extend(recs)
-                    self._next[tp.partition] = recs[-1].offset + 1
-        finally:
-            await stop_client(consumer)
-
-    async def __aexit__(
-        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        assert self.consumer is not None
+        parts = self.consumer.partitions_for_topic(self.topic) or set()
+        end = await self.consumer.end_offsets([TopicPartition(self.topic, p) for p in parts])
+        await eventually(
+            lambda: all(self._next.get(tp.partition, 0) >= off for tp, off in end.items()),
+            timeout=within,
+            what=f"the collector of {self.topic} to catch up",
+        )

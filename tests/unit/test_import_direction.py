@@ -54,6 +54,5 @@ def test_no_library_imports_a_service() -> None:
     assert offenders(("libs",), SERVICES) == []
 
 
-def test_the_dev_tooling_library_imports_no_service_and_no_other_library() -> None:
-    lib = ("libs/devtools",)
-    assert offenders(lib, (*SERVICES, "tests", "webhooks_common", "webhooks_cli", "tools", "bench")) == []
+def test_the_dev_tooling_library_imports_no_service_and_nothing_that_uses_it() -> None:
+    assert offenders(("libs/devtools",), (*SERVICES, "tests", "webhooks_cli", "tools", "bench")) == []

@@ -17,9 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography.fernet import Fernet
-
-from tools.chaos.stack import PrivateInfra, Service, Stack
+from tools.chaos.stack import PrivateInfra, Service, Stack, start_with_webhooks
 from tools.chaos.traffic import (
     Hook,
     Lag,
@@ -142,30 +140,24 @@ class ChaosRun:
         )
         await ensure_topics(self.infra.bootstrap, specs)
         await self.rx.start()
-        self.stack = Stack(
+        env = {
+            "DELIVERER_RETRY_SCHEDULE": cfg.retry_schedule,
+            "DELIVERER_SESSION_TIMEOUT_MS": str(int(cfg.session_timeout_s * 1000)),
+            "ROUTER_SESSION_TIMEOUT_S": str(cfg.session_timeout_s),
+        }
+        stack, self.hooks, self.producer = await start_with_webhooks(
             self.infra.bootstrap,
             self.infra.mongo_url,
             self.prefix,
-            self.workdir / "services",
-            routers=cfg.routers,
-            deliverers=cfg.deliverers,
-            input_partitions=cfg.input_partitions,
+            self.workdir,
+            cfg,
             jwt_secret=self.jwt_secret,
-            secrets_key=Fernet.generate_key().decode(),
-            extra_env={
-                "DELIVERER_RETRY_SCHEDULE": cfg.retry_schedule,
-                "DELIVERER_SESSION_TIMEOUT_MS": str(int(cfg.session_timeout_s * 1000)),
-                "ROUTER_SESSION_TIMEOUT_S": str(cfg.session_timeout_s),
-            },
+            entities=self.entities,
+            rx=self.rx,
+            extra_env=env,
         )
-        await self.stack.start()
-        self.note(f"stack ready: {[s.name for s in self.stack.services]}")
-        async with self._api() as api:
-            self.hooks = await api.create_hooks(self.entities, self.rx)
-        self.note(f"{len(self.hooks)} webhooks created through the registry API")
-        await self.stack.wait_routers_hold(len(self.hooks))
-        self.producer = Producer(self.infra.bootstrap)
-        await self.producer.start()
+        self.stack = stack
+        self.note(f"stack ready: {[s.name for s in stack.services]}, {len(self.hooks)} webhooks created")
         self.checks["setup_s"] = round(time.monotonic() - t0, 1)
 
     def _api(self) -> RegistryClient:

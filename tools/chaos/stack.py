@@ -25,7 +25,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
+from cryptography.fernet import Fernet
+
+from tools.chaos.traffic import Hook, Producer, Receivers, RegistryClient
 from webhooks_devtools.pids import pid_alive, rss_bytes, stop_pid
 from webhooks_devtools.ports import free_port
 from webhooks_devtools.procs import Proc, Readiness, http_get
@@ -269,3 +273,49 @@ class Stack:
 
     async def stop(self) -> None:
         await asyncio.gather(*(s.stop() for s in self.services))
+
+
+class Sizes(Protocol):
+    routers: int
+    deliverers: int
+    input_partitions: int
+
+
+async def start_with_webhooks(
+    bootstrap: str,
+    mongo_url: str,
+    prefix: str,
+    workdir: Path,
+    sizes: Sizes,
+    *,
+    jwt_secret: str,
+    entities: list[str],
+    rx: Receivers,
+    extra_env: dict[str, str],
+) -> tuple[Stack, list[Hook], Producer]:
+    """A started stack (in `workdir/services`), one webhook per entity created through its API (to a
+    receiver of `rx`) and held by every router, and a started producer for the load. On failure, the
+    services started so far are stopped."""
+    stack = Stack(
+        bootstrap,
+        mongo_url,
+        prefix,
+        workdir / "services",
+        routers=sizes.routers,
+        deliverers=sizes.deliverers,
+        input_partitions=sizes.input_partitions,
+        jwt_secret=jwt_secret,
+        secrets_key=Fernet.generate_key().decode(),
+        extra_env=extra_env,
+    )
+    try:
+        await stack.start()
+        async with RegistryClient(stack.api, jwt_secret, entities) as api:
+            hooks = await api.create_hooks(entities, rx)
+        await stack.wait_routers_hold(len(hooks))
+        producer = Producer(bootstrap)
+        await producer.start()
+    except BaseException:
+        await stack.stop()
+        raise
+    return stack, hooks, producer
