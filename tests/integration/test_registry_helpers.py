@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -19,14 +18,9 @@ from registry.settings import RegistrySettings
 from tests.servers import Servers
 from webhooks_common.models import WebhookConfig
 from webhooks_common.topics import Topics
+from webhooks_devtools.ports import free_port
 
 JWT_SECRET = "registry-tests-secret-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def closed_port() -> int:
