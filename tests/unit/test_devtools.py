@@ -17,6 +17,7 @@ from tests.conftest import eventually
 from webhooks_devtools.lines import LineSplitter
 from webhooks_devtools.ports import free_port, port_free
 from webhooks_devtools.procs import HttpReady, LineReady, Proc, ProcError
+from webhooks_devtools.services import DELIVERER_READY_LINE, service_ready
 from webhooks_devtools.supervise import Backoff, Supervised
 
 
@@ -132,3 +133,12 @@ async def test_a_supervised_process_is_restarted_and_a_planned_kill_is_told_apar
     await asyncio.sleep(0.4)  # longer than the backoff: a restart would have happened
     assert svc.starts == starts and not proc.alive()  # stopped: no more restarts
     assert any("exited with code 0" in m for m in messages)
+
+
+def test_each_service_is_asked_for_readiness_where_it_answers() -> None:
+    assert service_ready("registry", {"REGISTRY_PORT": "18080"}) == HttpReady("http://127.0.0.1:18080/readyz")
+    assert service_ready("router", {}) == HttpReady("http://127.0.0.1:6066/readyz")
+    deliverer = service_ready("deliverer", {"DELIVERER_METRICS_PORT": "19100"})
+    assert deliverer == HttpReady("http://127.0.0.1:19100/readyz", fallback=LineReady(DELIVERER_READY_LINE))
+    # port 0 (any): the port is not known here, the ready line is all there is
+    assert service_ready("deliverer", {"DELIVERER_METRICS_PORT": "0"}) == LineReady(DELIVERER_READY_LINE)
