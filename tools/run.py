@@ -14,13 +14,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Iterator, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 from webhooks_devtools.ports import free_port, port_free
 from webhooks_devtools.procs import Proc
@@ -34,6 +36,7 @@ STOP_GRACE_S = float(os.environ.get("RUN_STOP_GRACE_S", "15"))
 READY_TIMEOUT_S = 120.0
 COLOURS = {"run": "1", "infra": "2", "registry": "36", "router": "35", "deliverer": "33"}
 BACKOFF = Backoff(first_s=1.0, ceiling_s=30.0, stable_after_s=60.0)
+T = TypeVar("T")
 
 
 # --- pure decisions ---------------------------------------------------------------------------------
@@ -122,40 +125,61 @@ def child(name: str, argv: list[str], env: dict[str, str], ready: bool = True) -
 
 
 class Supervisor:
-    """Keeps every child running (restart with backoff) until SIGINT/SIGTERM, then stops them all."""
+    """From its first SIGINT/SIGTERM on, everything stops: a phase still starting (`unless_stopped`) is
+    given up, then the children kept running by `run` (restarted with backoff until then) are stopped."""
 
-    def __init__(self, children: list[Supervised]) -> None:
-        self.children = children
+    def __init__(self) -> None:
+        self.children: list[Supervised] = []
         self.stopping = asyncio.Event()
+        self._first_signal_at: float | None = None
 
-    async def run(self, after_start: asyncio.Future[None] | None = None) -> None:
-        loop = asyncio.get_running_loop()
-        first_signal_at: float | None = None
-
-        def on_signal(signum: int) -> None:
-            nonlocal first_signal_at
-            now = time.monotonic()
-            if first_signal_at is None:
-                first_signal_at = now
-                say(f"{signal.Signals(signum).name}: stopping everything (Ctrl-C again to kill at once)")
-                self.stopping.set()
-            elif is_repeated_signal(first_signal_at, now):
-                say("killing every child now")
-                for c in self.children:
-                    c.proc.kill()
-
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, on_signal, sig)
-        try:
+    def _on_signal(self, signum: int) -> None:
+        now = time.monotonic()
+        if self._first_signal_at is None:
+            self._first_signal_at = now
+            say(f"{signal.Signals(signum).name}: stopping everything (Ctrl-C again to kill at once)")
+            self.stopping.set()
+        elif is_repeated_signal(self._first_signal_at, now):
+            say("killing every child now")
             for c in self.children:
-                await c.start()
+                c.proc.kill()
+
+    @contextlib.contextmanager
+    def signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    async def unless_stopped(self, step: Awaitable[T]) -> T | None:
+        """The result of `step`, or None (and `step` cancelled) when a signal asks to stop first."""
+        work = asyncio.ensure_future(step)
+        stop = asyncio.create_task(self.stopping.wait())
+        await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if work.done():
+            return work.result()
+        work.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await work
+        return None
+
+    async def run(self, children: list[Supervised], after_start: asyncio.Future[None] | None = None) -> None:
+        """Keep `children` running until a signal, then stop them all (SIGTERM, SIGKILL after a grace)."""
+        self.children = children
+        try:
+            for c in children:
+                if not self.stopping.is_set():
+                    await c.start()
             await self.stopping.wait()
         finally:
             if after_start is not None:
                 after_start.cancel()
-            await asyncio.gather(*(c.stop(STOP_GRACE_S) for c in self.children))
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
+            await asyncio.gather(*(c.stop(STOP_GRACE_S) for c in children))
             say("all stopped")
 
 
@@ -255,13 +279,24 @@ def banner(env: Mapping[str, str], elapsed: float) -> str:
 
 
 async def run_all() -> int:
+    sup = Supervisor()
+    with sup.signals():
+        return await _run_all(sup)
+
+
+async def _run_all(sup: Supervisor) -> int:
     t0 = time.monotonic()
     env = build_env(describe=True)
     os.environ.update(env)  # the topic helper below and tools/infra.py read the same settings
 
     say("local servers: tools/infra.py up (does nothing when the configured servers answer)")
     infra = child("infra", [sys.executable, str(ROOT / "tools" / "infra.py"), "up"], env, ready=False)
-    if await infra.start().wait() != 0:
+    code = await sup.unless_stopped(infra.start().wait())
+    if sup.stopping.is_set():
+        await infra.stop(STOP_GRACE_S)
+        say("stopped before the services started")
+        return 130
+    if code != 0:
         say("infrastructure did not come up; see the lines above")
         return 1
 
@@ -276,7 +311,10 @@ async def run_all() -> int:
         input_partitions=cs.input_partitions,
         delivery_partitions=cs.delivery_partitions,
     )
-    created = await ensure_topics(cs.kafka_bootstrap_servers, specs)
+    created = await sup.unless_stopped(ensure_topics(cs.kafka_bootstrap_servers, specs))
+    if created is None:
+        say("stopped before the services started")
+        return 130
     say(
         f"topics: {len(created)} created, {len(specs) - len(created)} already there "
         f"(prefix {cs.topic_prefix!r})"
@@ -288,7 +326,6 @@ async def run_all() -> int:
         return 1
     choose_ports(env, SERVICES, defaults=True)
     children = [Supervised(child(n, service_argv(n), env), BACKOFF, say) for n in SERVICES]
-    sup = Supervisor(children)
 
     async def announce() -> None:
         missing = await wait_ready(children, READY_TIMEOUT_S)
@@ -299,7 +336,7 @@ async def run_all() -> int:
             say(text)
 
     announcer = asyncio.ensure_future(announce())
-    await sup.run(after_start=announcer)
+    await sup.run(children, after_start=announcer)
     say("the local Kafka and FerretDB keep running (their data too): `make infra-down` stops them")
     return 0
 
@@ -307,9 +344,10 @@ async def run_all() -> int:
 async def run_one(name: str) -> int:
     env = build_env(describe=True)
     choose_ports(env, (name,), defaults=False)
-    sup = Supervisor([Supervised(child(name, service_argv(name), env), BACKOFF, say)])
     say(f"one {name} in the foreground (another `make {name}` adds an instance); Ctrl-C stops it")
-    await sup.run()
+    sup = Supervisor()
+    with sup.signals():
+        await sup.run([Supervised(child(name, service_argv(name), env), BACKOFF, say)])
     return 0
 
 

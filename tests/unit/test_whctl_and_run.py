@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -233,8 +235,8 @@ async def test_a_long_output_line_is_cut_and_the_runner_keeps_reading_and_stops(
     monkeypatch.setattr(run, "OUT", out)
     monkeypatch.setattr(run, "STOP_GRACE_S", 1.0)
     noisy = run.child("registry", [sys.executable, "-c", NOISY_CHILD], {}, ready=False)
-    sup = run.Supervisor([Supervised(noisy, run.BACKOFF, run.say)])
-    running = asyncio.create_task(sup.run())
+    sup = run.Supervisor()
+    running = asyncio.create_task(sup.run([Supervised(noisy, run.BACKOFF, run.say)]))
     deadline = time.monotonic() + 30
     while ("registry", "done") not in out.seen:
         assert time.monotonic() < deadline, f"the reader stopped: last lines {out.seen[-3:]}"
@@ -259,3 +261,21 @@ def test_the_profile_may_keep_its_keys_outside_the_repository(
     assert outside.exists()
     assert f"kept in {outside}" in capsys.readouterr().out
     assert run.shown_path(run.ROOT / ".infra" / "dev.env", run.ROOT) == ".infra/dev.env"
+
+
+async def test_a_signal_while_the_runner_is_still_starting_stops_that_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    out = Lines()
+    monkeypatch.setattr(run, "OUT", out)
+    slow = run.child("infra", [sys.executable, "-c", "import time; time.sleep(60)"], {}, ready=False)
+    sup = run.Supervisor()
+    with sup.signals():
+        step = asyncio.create_task(sup.unless_stopped(slow.start().wait()))
+        os.kill(os.getpid(), signal.SIGTERM)  # handled by the runner while `with sup.signals()` holds
+        assert await asyncio.wait_for(step, 5) is None
+    assert (
+        sup.stopping.is_set()
+        and ("run", "SIGTERM: stopping everything (Ctrl-C again to kill at once)") in out.seen
+    )
+    await slow.stop(5)
