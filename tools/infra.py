@@ -220,14 +220,20 @@ LOG4J2 = """\
 """
 
 
+def may_start(name: str, host: str, setting: str) -> bool:
+    """Whether to start `name` here for a server that does not answer: never when `setting` points at
+    another machine (exits), not again when our process of it runs (it is still coming up)."""
+    if not is_local(host):
+        sys.exit(f"[infra] {setting} does not answer and is not local: start it there")
+    if read_pid(name):
+        say(f"{name}: process running but not answering yet; waiting")
+        return False
+    return True
+
+
 def start_kafka(bootstrap: str) -> None:
     host, port = host_port(bootstrap)
-    if not is_local(host):
-        sys.exit(
-            f"[infra] KAFKA_BOOTSTRAP_SERVERS={bootstrap} does not answer and is not local: start it there"
-        )
-    if read_pid("kafka"):
-        say("kafka: process running but not answering yet; waiting")
+    if not may_start("kafka", host, f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}"):
         return
     build_kafka()
     conf_dir = INFRA / "kafka"
@@ -296,12 +302,7 @@ def start_ferretdb(url: str) -> None:
     parts = urlsplit(url)
     host = parts.hostname or "127.0.0.1"
     port = parts.port or 27017
-    if not is_local(host):
-        sys.exit(
-            f"[infra] MONGO_URL points at {host}, which does not answer and is not local: start it there"
-        )
-    if read_pid("ferretdb"):
-        say("ferretdb: process running but not answering yet; waiting")
+    if not may_start("ferretdb", host, f"MONGO_URL (host {host})"):
         return
     build_ferretdb()
     FERRET_DATA.mkdir(parents=True, exist_ok=True)
