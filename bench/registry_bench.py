@@ -35,10 +35,12 @@ from cryptography.fernet import Fernet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._procs import Proc, cpu_seconds, free_port, rss_mb
+from bench._procs import bench_proc, cpu_seconds, free_port, rss_mb
 from webhooks_common.kafka import delete_topics, ensure_topics
 from webhooks_common.tokens import mint_token
 from webhooks_common.topics import Topics, topic_specs
+from webhooks_devtools.procs import Proc
+from webhooks_devtools.services import readyz
 
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = Path(os.environ.get("INFRA_DIR", ROOT / ".infra"))
@@ -171,12 +173,10 @@ async def main() -> None:
     bases: list[str] = []
     for n in range(args.registries):
         port = free_port()
+        argv = [sys.executable, "-m", "registry"]
         procs.append(
-            Proc(
-                f"registry{n}",
-                [sys.executable, "-m", "registry"],
-                {**env, "REGISTRY_PORT": str(port)},
-                workdir,
+            bench_proc(
+                f"registry{n}", argv, {**env, "REGISTRY_PORT": str(port)}, workdir, readyz(port)
             ).start()
         )
         bases.append(f"http://127.0.0.1:{port}")
@@ -191,10 +191,10 @@ async def main() -> None:
     ops = [op for op, weight in MIX.items() for _ in range(weight)]
     plan = [rng.choice(ops) for _ in range(args.requests)]
     try:
-        for proc, base in zip(procs, bases, strict=True):
-            await asyncio.to_thread(proc.wait_http, f"{base}/readyz", 60)
+        for proc in procs:
+            await proc.wait_ready(60)
         stores = {k: cpu_by_pid(v) for k, v in store_pids().items()}
-        cpu0 = {p.name: cpu_seconds(p.pid) or 0.0 for p in procs}
+        cpu0 = {p.name: cpu_seconds(p.pid or 0) or 0.0 for p in procs}
         sessions = [
             aiohttp.ClientSession(base_url=b, connector=aiohttp.TCPConnector(limit=args.clients))
             for b in bases
@@ -262,7 +262,7 @@ async def main() -> None:
 
         await asyncio.gather(*(client(c) for c in range(args.clients)))
         elapsed = time.perf_counter() - started
-        cpu1 = {p.name: cpu_seconds(p.pid) or 0.0 for p in procs}
+        cpu1 = {p.name: cpu_seconds(p.pid or 0) or 0.0 for p in procs}
         # PostgreSQL starts a backend per new connection: count those that came during the run from zero.
         store_cpu = {
             k: sum(c - stores.get(k, {}).get(pid, 0.0) for pid, c in cpu_by_pid(v).items())
@@ -270,9 +270,9 @@ async def main() -> None:
         }
         for s in sessions:
             await s.close()
-        rss = sum(rss_mb(p.pid) or 0.0 for p in procs)
+        rss = sum(rss_mb(p.pid or 0) or 0.0 for p in procs)
     finally:
-        codes = [p.stop(grace=15) for p in procs]
+        codes = [await p.stop(grace=15) for p in procs]
         await delete_topics(KAFKA, [s.name for s in specs])
         await mongo.drop_database(database)
         await mongo.close()
