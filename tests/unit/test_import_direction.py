@@ -7,8 +7,6 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ("registry", "router", "deliverer")
 
@@ -45,11 +43,6 @@ def test_nothing_outside_tests_imports_from_tests() -> None:
     assert offenders(("services", "libs", "tools", "bench"), ("tests",)) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 12: whctl still mints tokens with registry.auth; token minting moves to libs/common "
-    "on another branch (strict: this fails once that lands, so the mark is removed)",
-)
 def test_no_library_imports_a_service() -> None:
     assert offenders(("libs",), SERVICES) == []
 
