@@ -58,8 +58,10 @@ def server_of(url: str) -> str:
     return url.split("://", 1)[1].split("/", 1)[0]
 
 
-def store_pids() -> dict[str, list[int]]:
+def store_pids(ferretdb_pid: int | None = None) -> dict[str, list[int]]:
     """FerretDB's pid and PostgreSQL's (the postmaster and its backends), from tools/infra.py's pid files."""
+    if ferretdb_pid is not None:
+        return {"ferretdb": [ferretdb_pid]}
     out: dict[str, list[int]] = {}
     for name in ("ferretdb", "postgres"):
         try:
@@ -131,6 +133,11 @@ async def main() -> None:
         "--mongo-url", default=os.environ.get("MONGO_URL", "mongodb://127.0.0.1:27017/webhooks")
     )
     parser.add_argument("--code", type=Path, help="a checkout whose registry to run (PYTHONPATH)")
+    parser.add_argument(
+        "--ferretdb-pid",
+        type=int,
+        help="the FerretDB serving --mongo-url, when tools/infra.py did not start it",
+    )
     parser.add_argument("--label", default="", help="names the run in the report")
     parser.add_argument("--append", type=Path, help="append the report to this Markdown file")
     args = parser.parse_args()
@@ -193,7 +200,7 @@ async def main() -> None:
     try:
         for proc in procs:
             await proc.wait_ready(60)
-        stores = {k: cpu_by_pid(v) for k, v in store_pids().items()}
+        stores = {k: cpu_by_pid(v) for k, v in store_pids(args.ferretdb_pid).items()}
         cpu0 = {p.name: cpu_seconds(p.pid or 0) or 0.0 for p in procs}
         sessions = [
             aiohttp.ClientSession(base_url=b, connector=aiohttp.TCPConnector(limit=args.clients))
@@ -266,7 +273,7 @@ async def main() -> None:
         # PostgreSQL starts a backend per new connection: count those that came during the run from zero.
         store_cpu = {
             k: sum(c - stores.get(k, {}).get(pid, 0.0) for pid, c in cpu_by_pid(v).items())
-            for k, v in store_pids().items()
+            for k, v in store_pids(args.ferretdb_pid).items()
         }
         for s in sessions:
             await s.close()

@@ -42,6 +42,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
+from webhooks_common.aio import cancelled_by_us
 from webhooks_common.kafka import started
 from webhooks_common.metrics import LATENCY_BUCKETS
 from webhooks_common.models import WebhookConfig
@@ -223,6 +224,7 @@ class ConfigTopicView:
         self._ready_event = asyncio.Event()
         self._reason = "not started"
         self._failure: str | None = None  # the last failure, until caught up again
+        self._failures = 0  # consecutive failed connections (the backoff)
         self._task: asyncio.Task[None] | None = None
 
     # --- readiness ---
@@ -278,32 +280,38 @@ class ConfigTopicView:
 
     async def run(self) -> None:
         """Until cancelled: connect, catch up, follow; on a failure: not ready, reconnect with backoff."""
-        failures = 0
+        self._failures = 0
         try:
             while True:
                 try:
                     await self._connect_and_follow()
-                except asyncio.CancelledError:
-                    raise
+                except asyncio.CancelledError as exc:
+                    if cancelled_by_us():
+                        raise
+                    await self._failed(FeedDown(f"the Kafka client was cancelled under us ({exc!r})"))
                 except Exception as exc:
-                    failures = 0 if self._ready else failures
-                    self._failure = _describe(exc)
-                    self._set_not_ready("config feed down, reconnecting")
-                    if self._metrics is not None:
-                        self._metrics.failures.inc()
-                    delay = min(self._retry_max_s, 0.5 * 2**failures)
-                    failures += 1
-                    log.error(
-                        "config feed of %s failed (%s); reconnecting in %.1fs",
-                        self.topic,
-                        self._failure,
-                        delay,
-                        exc_info=not isinstance(exc, FeedDown | KafkaError),  # the unexpected: with trace
-                    )
-                    await asyncio.sleep(delay)
+                    await self._failed(exc)
         finally:
             self._failure = None
             self._set_not_ready("stopped")
+
+    async def _failed(self, exc: BaseException) -> None:
+        """Not ready with the reason, then wait (backoff) before the next connection."""
+        self._failures = 0 if self._ready else self._failures
+        self._failure = _describe(exc)
+        self._set_not_ready("config feed down, reconnecting")
+        if self._metrics is not None:
+            self._metrics.failures.inc()
+        delay = min(self._retry_max_s, 0.5 * 2**self._failures)
+        self._failures += 1
+        log.error(
+            "config feed of %s failed (%s); reconnecting in %.1fs",
+            self.topic,
+            self._failure,
+            delay,
+            exc_info=not isinstance(exc, FeedDown | KafkaError),  # the unexpected: with trace
+        )
+        await asyncio.sleep(delay)
 
     # --- one connection ---
 
