@@ -104,7 +104,11 @@ async def kafka_answers(bootstrap: str, timeout: float = 5.0) -> bool:
 async def mongo_answers(url: str, timeout: float = 3.0) -> bool:
     from pymongo import AsyncMongoClient
 
-    client: AsyncMongoClient = AsyncMongoClient(url, serverSelectionTimeoutMS=int(timeout * 1000))
+    # Every timeout bounded: a FerretDB that accepts connections but never answers must not hang this.
+    ms = int(timeout * 1000)
+    client: AsyncMongoClient = AsyncMongoClient(
+        url, serverSelectionTimeoutMS=ms, connectTimeoutMS=ms, socketTimeoutMS=ms
+    )
     try:
         await client.admin.command("ping")
         db = client.get_default_database(default="webhooks")
@@ -232,6 +236,13 @@ LOG4J2 = """\
   </Loggers>
 </Configuration>
 """
+
+
+def hung(name: str, startup_s: float = 30.0) -> bool:
+    """Whether our process `name` runs and started longer ago than a start-up takes (its pid file's age)."""
+    if read_pid(name) is None:
+        return False
+    return time.time() - (RUN / f"{name}.pid").stat().st_mtime > startup_s
 
 
 def may_start(name: str, host: str, setting: str) -> bool:
@@ -392,6 +403,11 @@ async def up() -> None:
         say(f"kafka: answering at {bootstrap}")
     else:
         start_kafka(bootstrap)
+    if not mongo_ok and hung("ferretdb"):
+        # Seen under heavy test concurrency: connections accepted, no command ever answered. A restart
+        # loses nothing (the data is in PostgreSQL) and clients reconnect by themselves.
+        say("ferretdb: running for a while but not answering; restarting it")
+        stop("ferretdb", timeout=10)
     if mongo_ok:
         say(f"mongodb: answering at {url}")
         if read_pid("postgres"):

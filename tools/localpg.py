@@ -31,7 +31,7 @@ PORT = 5432  # names the socket file only; the server listens on no TCP address
 SETTINGS = {
     "plan_cache_mode": "force_custom_plan",
     "listen_addresses": "",
-    "max_connections": "200",
+    "max_connections": "320",
     "shared_buffers": "256MB",
     "unix_socket_permissions": "0777",
 }
@@ -149,8 +149,15 @@ def server_argv(data: Path) -> list[str]:
     return argv
 
 
+# FerretDB's pool defaults to 50 connections. Under a test run's concurrency (many clients while databases
+# and indexes are created and dropped) it was seen hung with all 50 connections idle in PostgreSQL, which is
+# what goroutines holding a connection while waiting for FerretDB's metadata lock look like. A deeper pool
+# makes that far less likely; `infra.py up` also restarts a FerretDB that stopped answering.
+POOL_MAX_CONNS = 300
+
+
 def ferretdb_url(data: Path) -> str:
-    return f"postgres://{PG_USER}@/{DATABASE}?host={data}&port={PORT}"
+    return f"postgres://{PG_USER}@/{DATABASE}?host={data}&port={PORT}&pool_max_conns={POOL_MAX_CONNS}"
 
 
 def psql_argv(data: Path, database: str) -> list[str]:
