@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
-import pytest
 from standardwebhooks.webhooks import Webhook
 
 from deliverer.app import Deliverer
@@ -24,12 +21,6 @@ from tests.support.kafka import read_topic
 from tests.support.receiver import Receiver, Reply
 from webhooks_common.models import AttemptRecord, DeadLetter, WebhookCommand
 from webhooks_common.topics import Topics
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with Receiver() as rx:
-        yield rx
 
 
 async def test_signed_delivery_500_then_success_keeps_webhook_id(
