@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pydantic_settings import SettingsConfigDict
 
-from webhooks_common.settings import CommonSettings, env_field
+from webhooks_common.settings import TopicSizes, env_field
 
 
-class CliSettings(CommonSettings):
+class CliSettings(TopicSizes):
     model_config = SettingsConfigDict(
         env_prefix="WHCTL_", env_file=".env", extra="ignore", populate_by_name=True
     )
@@ -22,19 +22,6 @@ class CliSettings(CommonSettings):
         "AUTH_JWT_SECRET",
         None,
         "HS256 key whctl signs development tokens with (default: the one in .infra/dev.env).",
-    )
-    input_partitions: int = env_field(
-        "TOPICS_INPUT_PARTITIONS",
-        6,
-        "Partitions of wink.events and trippay.events when `whctl topics create` makes them.",
-        ge=1,
-    )
-    delivery_partitions: int = env_field(
-        "TOPICS_DELIVERY_PARTITIONS",
-        12,
-        "Partitions of webhooks.deliveries and the retry topics when `whctl topics create` "
-        "makes them (the most deliverers that can share the work).",
-        ge=1,
     )
 
     @property

@@ -69,6 +69,26 @@ class CommonSettings(BaseSettings):
         return self.secrets_key
 
 
+class TopicSizes(CommonSettings):
+    """The common settings and the partition counts of the topics, for what creates them (`whctl topics
+    create`, tools/create_topics.py: one pair of variables for both)."""
+
+    input_partitions: int = env_field(
+        "TOPICS_INPUT_PARTITIONS",
+        6,
+        "Partitions of wink.events and trippay.events when they are created (the router's "
+        "ROUTER_INPUT_PARTITIONS must say the same).",
+        ge=1,
+    )
+    delivery_partitions: int = env_field(
+        "TOPICS_DELIVERY_PARTITIONS",
+        12,
+        "Partitions of webhooks.deliveries and the retry topics when they are created: the most "
+        "deliverers that can work at once (one consumer group).",
+        ge=1,
+    )
+
+
 S = TypeVar("S", bound=BaseSettings)
 
 
