@@ -62,6 +62,7 @@ async def test_malformed_records_are_set_aside_and_valid_ones_are_delivered(
         if row["set_aside_by"] == "invalid":
             assert row["on_invalid"] == row["sent"], topic
     assert topics["webhooks.attempts"]["on_invalid"] == 0  # nobody consumes it (yet)
+    assert r["valid_command_applied"] is True  # the registry's commands consumer went on after them all
     for family in INTERNAL_WEIGHTS:
         heavy = {k for k, (w, _) in internal_kinds(family).items() if w >= 5}  # the rare huge one may miss
         assert heavy <= set(r["internal_by_kind"][family]), family

@@ -175,6 +175,7 @@ def test_soak_fails_when_an_internal_topic_or_a_config_view_did_not_set_a_record
     blind["config_skipped"]["router0"] = {}
     assert any("router0's config view skipped" in p for p in soak_verdict(blind))
     assert soak_verdict(soak_result(unplanned_exits={"deliverer0": ["exit 1"]}))
+    assert any("valid command" in p for p in soak_verdict(soak_result(valid_command_applied=False)))
 
 
 def test_every_internal_malformed_record_is_refused_by_its_consumers_decoder() -> None:

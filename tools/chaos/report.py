@@ -56,6 +56,8 @@ def soak_verdict(r: dict[str, Any]) -> list[str]:
         problems.append(f"{r['unexpected_invalid']} records on the invalid topic that were not sent as bad")
     if r["restarts"]:
         problems.append(f"service restarts during the soak: {r['restarts']}")
+    if r.get("valid_command_applied", True) is not True:  # (older results have no such check)
+        problems.append("a valid command sent after the malformed ones was not applied by the registry")
     if r.get("unplanned_exits"):
         problems.append(f"process exits nobody caused: {r['unplanned_exits']}")
     problems += _internal_problems(r)
@@ -197,6 +199,7 @@ def render_soak(r: dict[str, Any]) -> list[str]:
         _row(["on webhooks.invalid but not sent as malformed", r["unexpected_invalid"]]),
         _row(["service restarts", r["restarts"] or "none"]),
         _row(["process exits nobody caused", r.get("unplanned_exits") or "none"]),
+        _row(["valid command after the malformed ones applied", r.get("valid_command_applied", "-")]),
         _row(["verdict", "; ".join(r.get("verdict", [])) or "-"]),
         _row(["code", _code(r)]),
         "",

@@ -34,13 +34,24 @@ from tools.chaos.bad_records import (
     internal_kinds,
 )
 from tools.chaos.stack import PrivateInfra, Stack, start_with_webhooks
-from tools.chaos.traffic import Lag, Producer, Receivers, Sent, event_value, new_id, steady
+from tools.chaos.traffic import (
+    Hook,
+    Lag,
+    Producer,
+    Receivers,
+    RegistryClient,
+    Sent,
+    event_value,
+    new_id,
+    steady,
+)
 from webhooks_common.kafka import ensure_topics
-from webhooks_common.models import InvalidEvent
+from webhooks_common.models import InvalidEvent, WebhookCommand
 from webhooks_common.topics import RETRY_TIERS, Topics, topic_specs
 from webhooks_devtools.topic_tap import TopicTap
 
 MB = 1024 * 1024
+DISABLE_ENTITY = "soak-entity-to-disable"
 INTERNAL_FAMILIES = list(INTERNAL_WEIGHTS)
 
 
@@ -130,6 +141,10 @@ class SoakRun:
         self.bad: list[BadRecord] = []
         self.entities = [f"soak-entity-{i:03d}" for i in range(cfg.webhooks)]
         self.hook_ids: list[str] = []
+        # One more webhook, sent no event: a valid `disable` command for it goes to webhooks.commands after
+        # every malformed one, and the registry must apply it (its commands consumer kept going).
+        self.to_disable: Hook | None = None
+        self.jwt_secret = secrets.token_urlsafe(32)
         self.rss: dict[str, list[tuple[int, int]]] = {}  # process -> [(records sent so far, rss bytes)]
         self.plan = schedule(cfg.valid, cfg.bad, cfg.internal)
         self.mongo: str | None = None
@@ -158,13 +173,14 @@ class SoakRun:
             self.prefix,
             self.workdir,
             cfg,
-            jwt_secret=secrets.token_urlsafe(32),
-            entities=self.entities,
+            jwt_secret=self.jwt_secret,
+            entities=[*self.entities, DISABLE_ENTITY],
             rx=self.rx,
             extra_env={"DELIVERER_RETRY_SCHEDULE": "0,1,2,5,10", "LOG_LEVEL": "WARNING"},
         )
         self.stack = stack
-        self.hook_ids = [h.id for h in hooks]
+        *kept, self.to_disable = hooks
+        self.hook_ids = [h.id for h in kept]
         self.say(f"soak: stack ready on {kafka}, {len(hooks)} webhooks")
         return kafka, mongo
 
@@ -240,6 +256,7 @@ class SoakRun:
             stop = asyncio.Event()
             sampler = asyncio.create_task(self._sample_rss(stop))
             await steady(len(self.plan), self.cfg.rate, self._emit)
+            self._send_disable()
             await self.producer.flush(300)
             self.say(
                 f"soak: {len(self.plan)} records written; waiting for the invalid topic and the deliveries"
@@ -252,6 +269,7 @@ class SoakRun:
                 skips = await self.stack.config_skips()
                 if (
                     lag.oldest_pending() is None
+                    and await self.disabled() is True
                     and must <= collector.keys
                     and all(got == dict(config) for got in skips.values())
                     and (not may & collector.keys or may <= collector.keys)
@@ -262,14 +280,40 @@ class SoakRun:
             stop.set()
             await sampler
             skips = await self.stack.config_skips()
-            return self.report(t0, collector, skips)
+            return self.report(t0, collector, skips, await self.disabled())
         finally:
             if collector is not None:
                 await collector.stop()
             await self.teardown()
 
+    def _send_disable(self) -> None:
+        assert self.producer is not None and self.to_disable is not None
+        hook = self.to_disable
+        cmd = WebhookCommand(
+            command_id=new_id(),
+            action="disable",
+            webhook_id=hook.id,
+            entity_id=hook.entity,
+            reason="soak: the commands consumer must still apply a valid command",
+            requested_by="soak",
+            at_ms=int(time.time() * 1000),
+        )
+        self.producer.send(self.topics.commands, hook.id.encode(), cmd.to_bytes())
+
+    async def disabled(self) -> bool | None:
+        """Whether the registry says the extra webhook is disabled (None: it did not answer)."""
+        assert self.stack is not None and self.to_disable is not None
+        hook = self.to_disable
+        async with RegistryClient(self.stack.api, self.jwt_secret, [hook.entity]) as api:
+            status, _, body = await api.call("GET", f"/api/managing-entity/{hook.entity}/webhook/{hook.id}")
+        return (body.get("enabled") is False) if status == 200 and isinstance(body, dict) else None
+
     def report(
-        self, t0: float, collector: InvalidCollector, skips: dict[str, dict[str, int]]
+        self,
+        t0: float,
+        collector: InvalidCollector,
+        skips: dict[str, dict[str, int]],
+        disabled: bool | None,
     ) -> dict[str, Any]:
         assert self.stack is not None and self.producer is not None
         valid = self.producer.sent
@@ -318,6 +362,8 @@ class SoakRun:
             "invalid_by_source": {
                 t.removeprefix(self.prefix): n for t, n in sorted(collector.by_source.items())
             },
+            # a valid command sent after the malformed ones, applied: the commands consumer kept going
+            "valid_command_applied": disabled,
             "config_bad_expected": dict(config),
             "config_skipped": skips,
             "restarts": restarts,
