@@ -88,14 +88,15 @@ bench: infra-up
 
 # Fault tolerance (tools/chaos, about 9 minutes, bounded): on a private Kafka + FerretDB pair (the shared
 # servers are never touched), 200 webhooks and 20,000 events while deliverers, routers, the broker, the
-# database and 10% of receivers fail in turn; then the 100,000-record bad-input soak. Report: bench/CHAOS.md,
-# raw figures: bench/results/chaos.json and soak.json. Fails when anything is lost or does not recover.
+# database and 10% of receivers fail in turn; then the bad-input soak (130,000 malformed records on the
+# input and internal topics). Report: bench/CHAOS.md, raw figures: bench/results/chaos.json and soak.json.
+# Fails when anything is lost or does not recover.
 # CHAOS_ARGS passes options (e.g. CHAOS_ARGS="--events 2000 --rate 20" for a quick look).
 .PHONY: soak
 chaos: sync
 	$(PY) -m tools.chaos all $(CHAOS_ARGS)
 
-# The bad-input soak alone (about 2 minutes).
+# The bad-input soak alone (about 3 minutes).
 soak: sync
 	$(PY) -m tools.chaos soak $(CHAOS_ARGS)
 

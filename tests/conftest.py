@@ -15,6 +15,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from tests.servers import Servers, select_servers
+from tests.support.receiver import Receiver
 from webhooks_common.kafka import admin_client, delete_topics, ensure_topics
 from webhooks_common.topics import Topics, topic_specs
 
@@ -68,6 +69,13 @@ async def mongo_db(servers: Servers, uid: str) -> AsyncIterator[AsyncDatabase[An
     finally:
         await client.drop_database(db.name)
         await client.close()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A loopback HTTP receiver of its own (tests.support.receiver)."""
+    async with Receiver() as rx:
+        yield rx
 
 
 @pytest.fixture(scope="session")

@@ -17,27 +17,15 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from webhooks_common.kafka import ensure_topics
-from webhooks_common.settings import CommonSettings, load_settings
+from webhooks_common.settings import TopicSizes, load_settings
 from webhooks_common.topics import Topics, topic_specs
 
 
-class TopicsSettings(CommonSettings):
+class TopicsSettings(TopicSizes):
     model_config = SettingsConfigDict(
         env_prefix="TOPICS_", env_file=".env", extra="ignore", populate_by_name=True
     )
 
-    input_partitions: int = Field(
-        6,
-        ge=1,
-        description="Partitions of wink.events and trippay.events (the router's ROUTER_INPUT_PARTITIONS "
-        "must say the same).",
-    )
-    delivery_partitions: int = Field(
-        12,
-        ge=1,
-        description="Partitions of webhooks.deliveries and the retry topics: the most deliverers that can "
-        "work at once (one consumer group).",
-    )
     timeout_s: float = Field(60.0, gt=0, description="How long to wait for the broker to create the topics.")
 
 

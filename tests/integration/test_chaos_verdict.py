@@ -3,9 +3,30 @@
 from __future__ import annotations
 
 import copy
+import random
+from collections.abc import Callable
 from typing import Any
 
+import msgspec
+import orjson
+import pytest
+
+from deliverer.records import decode_task
+from registry.commands import decode_command
+from tools.chaos.bad_records import (
+    CONFIG_REASON,
+    WRONG,
+    attempt_record,
+    delivery_task,
+    internal_kinds,
+    webhook_command,
+    webhook_config,
+)
 from tools.chaos.report import PROBLEM_JSON, chaos_verdict, render, soak_verdict
+from webhooks_common.config_view import Skip
+from webhooks_common.config_view import decode as config_decode
+from webhooks_common.models import AttemptRecord
+from webhooks_common.wire import DeliveryTask, WebhookCommand
 
 FERRET = {
     "list_during_outage": {"status": 503, "content_type": PROBLEM_JSON},
@@ -123,3 +144,67 @@ def test_soak_fails_on_a_missing_invalid_record_a_restart_or_growing_memory() ->
         rss={"router0": {"q1_mb": 80.0, "peak_mb": 200.0, "end_mb": 200.0, "growth_mb": 120.0}}
     )
     assert any("RSS grew" in p for p in soak_verdict(grown))
+
+
+def test_soak_fails_when_an_internal_topic_or_a_config_view_did_not_set_a_record_aside() -> None:
+    rows = {
+        "webhooks.deliveries": {
+            "family": "deliveries",
+            "set_aside_by": "invalid",
+            "sent": 5,
+            "on_invalid": 5,
+        },
+        "webhooks.attempts": {"family": "attempts", "set_aside_by": "none", "sent": 4, "on_invalid": 0},
+    }
+    ok = soak_result(
+        by_topic=rows,
+        internal_sent=9,
+        internal_by_kind={"deliveries": {"empty": 5}, "attempts": {"empty": 4}},
+        config_bad_expected={"undecodable": 2},
+        config_skipped={"router0": {"undecodable": 2}, "deliverer0": {"undecodable": 2}},
+    )
+    assert soak_verdict(ok) == []
+    assert "| webhooks.deliveries | 5 | on webhooks.invalid | 5 |" in render(None, ok)
+    lost = copy.deepcopy(ok)
+    lost["by_topic"]["webhooks.deliveries"]["on_invalid"] = 4
+    assert any("1 of 5 malformed records not on webhooks.invalid" in p for p in soak_verdict(lost))
+    some = copy.deepcopy(ok)
+    some["by_topic"]["webhooks.attempts"]["on_invalid"] = 2
+    assert any("all or none" in p for p in soak_verdict(some))
+    blind = copy.deepcopy(ok)
+    blind["config_skipped"]["router0"] = {}
+    assert any("router0's config view skipped" in p for p in soak_verdict(blind))
+    assert soak_verdict(soak_result(unplanned_exits={"deliverer0": ["exit 1"]}))
+    assert any("valid command" in p for p in soak_verdict(soak_result(valid_command_applied=False)))
+
+
+def test_every_internal_malformed_record_is_refused_by_its_consumers_decoder() -> None:
+    """The soak's malformed records are really malformed: none decodes into its topic's message (else a
+    "bad" delivery task would be attempted, or a "bad" command applied)."""
+    rnd = random.Random(1)
+    decoders: dict[str, Callable[[bytes | None, bytes | None], object]] = {
+        "deliveries": lambda _k, v: decode_task(v),
+        "commands": lambda _k, v: decode_command(v),
+        "attempts": lambda _k, v: AttemptRecord.from_bytes(v or b""),
+    }
+    for family in ("deliveries", "commands", "attempts"):
+        for _weight, make in internal_kinds(family).values():
+            for n in range(len(WRONG[family]) + 3):  # every field of the wrong type, at least
+                key, value = make(rnd, n)
+                with pytest.raises((ValueError, msgspec.DecodeError, msgspec.ValidationError)):
+                    decoders[family](key, value)
+    for kind, (_, make) in internal_kinds("config").items():
+        for n in range(len(WRONG["config"]) + 3):
+            key, value = make(rnd, n)
+            assert key is not None and value is not None  # compacted topic: no null key, no tombstone
+            got = config_decode(key, value)
+            assert isinstance(got, Skip), (kind, n, value[:200])
+            assert got.reason == CONFIG_REASON.get(kind, "undecodable"), (kind, got)
+    # the templates themselves are valid: each wrong field is what makes a record malformed
+    assert decode_task(orjson.dumps(delivery_task())).attempt == 1
+    assert decode_command(orjson.dumps(webhook_command())).action == "disable"
+    AttemptRecord.from_bytes(orjson.dumps(attempt_record()))
+    cfg = webhook_config()
+    assert not isinstance(config_decode(cfg["id"].encode(), orjson.dumps(cfg)), Skip)
+    assert set(WRONG["deliveries"]) == set(DeliveryTask.__struct_fields__)
+    assert set(WRONG["commands"]) == set(WebhookCommand.__struct_fields__)

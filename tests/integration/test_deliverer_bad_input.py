@@ -5,7 +5,6 @@ Real Kafka, a real deliverer in this process, a loopback HTTP receiver.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -30,12 +29,6 @@ BAD_FIELDS: list[dict[str, Any]] = [
     {"webhook_version": "latest"},
     {"entered_at_ms": "yesterday"},
 ]
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with Receiver() as rx:
-        yield rx
 
 
 async def _committed(bootstrap: str, group: str, tp: TopicPartition) -> int:

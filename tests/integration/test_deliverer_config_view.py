@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
 import orjson
-import pytest
 
 from deliverer.app import Deliverer
 from tests.conftest import eventually
@@ -16,12 +13,6 @@ from tests.support.kafka import produce
 from tests.support.receiver import Receiver, Reply
 from webhooks_common.kafka import delete_topics
 from webhooks_common.topics import Topics
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with Receiver() as rx:
-        yield rx
 
 
 async def _get(port: int | None, path: str) -> tuple[int, bytes]:

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator
 
 import aiohttp
-import pytest
 from standardwebhooks.webhooks import Webhook
 
 from deliverer.app import Deliverer
 from tests.conftest import eventually
 from tests.integration.test_deliverer_helpers import (
+    Hook,
     changed,
     deliverer_settings,
     make_hook,
@@ -24,12 +25,6 @@ from tests.support.kafka import read_topic
 from tests.support.receiver import Receiver, Reply
 from webhooks_common.models import AttemptRecord, DeadLetter, WebhookCommand
 from webhooks_common.topics import Topics
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with Receiver() as rx:
-        yield rx
 
 
 async def test_signed_delivery_500_then_success_keeps_webhook_id(
@@ -139,15 +134,34 @@ async def test_timeouts_retry_then_dead_letter_with_history(
     assert len(receiver.requests("/slow")) == 3
 
 
+@contextlib.asynccontextmanager
+async def retry_pending(
+    servers: Servers,
+    topics: Topics,
+    group_id: str,
+    secrets_key: str,
+    receiver: Receiver,
+    path: str,
+    *,
+    retries: str,
+) -> AsyncIterator[Hook]:
+    """A running deliverer whose first attempt of a task for a hook at `path` got a 500: the retry (after
+    the delays of `retries`) is pending while the body of the `async with` changes the hook."""
+    hook = make_hook(secrets_key, receiver.url(path))
+    receiver.always(path, Reply(500))
+    await publish(servers.kafka, topics, configs=[hook.config], tasks=[make_task(hook)])
+    settings = deliverer_settings(servers.kafka, topics, group_id, secrets_key, retry_schedule=retries)
+    async with Deliverer(settings):
+        await eventually(lambda: _attempts(servers, topics, want=1), what="first attempt")
+        yield hook
+
+
 async def test_pending_retry_of_a_disabled_webhook_is_dropped(
     servers: Servers, topics: Topics, group_id: str, secrets_key: str, receiver: Receiver
 ) -> None:
-    hook = make_hook(secrets_key, receiver.url("/flaky"))
-    receiver.always("/flaky", Reply(500))
-    await publish(servers.kafka, topics, configs=[hook.config], tasks=[make_task(hook)])
-    settings = deliverer_settings(servers.kafka, topics, group_id, secrets_key, retry_schedule="0,3,3")
-    async with Deliverer(settings):
-        await eventually(lambda: _attempts(servers, topics, want=1), what="first attempt")
+    async with retry_pending(
+        servers, topics, group_id, secrets_key, receiver, "/flaky", retries="0,3,3"
+    ) as hook:
         await publish(servers.kafka, topics, configs=[changed(hook, enabled=False)])
         attempts = await eventually(lambda: _attempts(servers, topics, want=2), what="the retry's fate")
     assert [a.outcome for a in attempts] == ["retry", "dropped"]
@@ -158,12 +172,7 @@ async def test_pending_retry_of_a_disabled_webhook_is_dropped(
 async def test_retry_goes_to_the_current_url(
     servers: Servers, topics: Topics, group_id: str, secrets_key: str, receiver: Receiver
 ) -> None:
-    hook = make_hook(secrets_key, receiver.url("/old"))
-    receiver.always("/old", Reply(500))
-    await publish(servers.kafka, topics, configs=[hook.config], tasks=[make_task(hook)])
-    settings = deliverer_settings(servers.kafka, topics, group_id, secrets_key, retry_schedule="0,2")
-    async with Deliverer(settings):
-        await eventually(lambda: _attempts(servers, topics, want=1), what="first attempt")
+    async with retry_pending(servers, topics, group_id, secrets_key, receiver, "/old", retries="0,2") as hook:
         await publish(servers.kafka, topics, configs=[changed(hook, event_url=receiver.url("/new"))])
         await eventually(lambda: receiver.requests("/new"), what="the retry at the new URL")
     assert len(receiver.requests("/old")) == 1

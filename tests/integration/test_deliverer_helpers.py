@@ -15,6 +15,7 @@ import orjson
 from aiokafka import ConsumerRecord
 
 from deliverer.settings import DelivererSettings
+from tests.support.factories import webhook_config
 from tests.support.kafka import read_topic
 from webhooks_common.kafka import make_producer, started
 from webhooks_common.models import DeliveryTask, SigningSecret, WebhookConfig
@@ -56,11 +57,9 @@ class Hook:
 def make_hook(secrets_key: str, url: str, *, enabled: bool = True, version: int = 1) -> Hook:
     secret = generate_secret()
     now = datetime.now(UTC)
-    cfg = WebhookConfig(
-        id=f"w{uuid.uuid4().hex[:8]}",
-        entity_id="e1",
-        entity_name="Entity",
-        name="hook",
+    cfg = webhook_config(
+        f"w{uuid.uuid4().hex[:8]}",
+        "e1",
         enabled=enabled,
         event_url=url,
         version=version,

@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
 from deliverer.app import Deliverer
 from tests.conftest import eventually
 from tests.integration.test_deliverer_helpers import deliverer_settings, make_hook, make_task, publish
 from tests.servers import Servers
 from tests.support.receiver import Receiver
 from webhooks_common.topics import Topics
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with Receiver() as rx:
-        yield rx
 
 
 async def test_dead_url_does_not_block_five_others_on_its_partition(

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from tests.conftest import eventually
 from tests.integration.test_deliverer_helpers import (
@@ -20,12 +18,6 @@ from tests.integration.test_deliverer_helpers import (
 from tests.servers import Servers
 from tests.support.receiver import Receiver, Reply
 from webhooks_common.topics import Topics
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with Receiver() as rx:
-        yield rx
 
 
 async def _successes(port: int) -> float:

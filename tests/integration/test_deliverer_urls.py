@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from deliverer.app import Deliverer
 from tests.conftest import eventually
-from tests.integration import test_deliverer_delivery
 from tests.integration.test_deliverer_helpers import deliverer_settings, make_hook, make_task, publish
 from tests.servers import Servers
 from tests.support.kafka import read_topic
 from tests.support.receiver import Receiver, Reply
 from webhooks_common.models import AttemptRecord, DeadLetter
 from webhooks_common.topics import Topics
-
-receiver = test_deliverer_delivery.receiver
 
 
 async def test_scheme_and_host_case_do_not_matter_and_non_canonical_ipv4_is_refused_at_once(

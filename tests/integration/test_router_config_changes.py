@@ -20,7 +20,7 @@ from tests.conftest import eventually
 from tests.servers import Servers
 from tests.support.factories import webhook_config as config
 from tests.support.kafka import produce
-from tests.support.router_proc import RouterWorker, TopicCollector
+from tests.support.router_proc import RouterWorker, TopicCollector, router_workers
 from webhooks_common.kafka import make_producer, start_client, stop_client
 from webhooks_common.models import DeliveryTask, WebhookConfig, now_ms
 from webhooks_common.topics import Topics
@@ -51,8 +51,7 @@ async def routers(servers: Servers, topics: Topics) -> AsyncIterator[list[Router
         topics.config,
         [(wid.encode(), config(wid, e).to_bytes()) for e, wid in CONTROL.items()],
     )
-    workers = [RouterWorker(servers.kafka, topics).start(), RouterWorker(servers.kafka, topics).start()]
-    try:
+    async with router_workers(servers.kafka, topics, start=True) as workers:
         for w in workers:
             await w.wait_ready()
         await eventually(
@@ -64,9 +63,6 @@ async def routers(servers: Servers, topics: Topics) -> AsyncIterator[list[Router
             what="both workers assigned",
         )
         yield workers
-    finally:
-        for w in workers:
-            await w.astop()
 
 
 async def test_config_changes_take_effect(

@@ -14,7 +14,7 @@ from tests.conftest import eventually
 from tests.servers import Servers
 from tests.support.factories import webhook_config as config
 from tests.support.kafka import produce
-from tests.support.router_proc import RouterWorker, TopicCollector
+from tests.support.router_proc import RouterWorker, TopicCollector, router_workers
 from webhooks_common.kafka import make_producer, start_client, stop_client
 from webhooks_common.models import DeliveryTask, InvalidEvent
 from webhooks_common.topics import Topics
@@ -30,12 +30,8 @@ def event(eid: str, etype: str, entity: str, **data: Any) -> bytes:
 
 @pytest.fixture
 async def two_routers(servers: Servers, topics: Topics) -> AsyncIterator[list[RouterWorker]]:
-    workers = [RouterWorker(servers.kafka, topics), RouterWorker(servers.kafka, topics)]
-    try:
+    async with router_workers(servers.kafka, topics) as workers:
         yield workers
-    finally:
-        for w in workers:
-            await w.astop()
 
 
 async def test_routing_rules_two_workers(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from webhooks_common.models import WebhookConfig, utcnow
+import orjson
+
+from webhooks_common.models import DeliveryTask, WebhookConfig, utcnow
 
 
 def webhook_config(wid: str, entity: str, events: list[str] | None = None, **kw: Any) -> WebhookConfig:
@@ -22,3 +24,20 @@ def webhook_config(wid: str, entity: str, events: list[str] | None = None, **kw:
     }
     fields.update(kw)
     return WebhookConfig(**fields)
+
+
+def delivery_task(event_id: str = "e1", webhook_id: str = "w1", **kw: Any) -> DeliveryTask:
+    """A first-attempt task of `event_id` for `webhook_id` (task id `{event}:{webhook}`); `kw` overrides."""
+    fields: dict[str, Any] = {
+        "task_id": f"{event_id}:{webhook_id}",
+        "event_id": event_id,
+        "event_type": "booking.create",
+        "entity_id": "e1",
+        "webhook_id": webhook_id,
+        "webhook_version": 1,
+        "url": "https://example.com/hook",
+        "body": orjson.dumps({"id": event_id}).decode(),
+        "entered_at_ms": 1,
+    }
+    fields.update(kw)
+    return DeliveryTask(**fields)

@@ -7,7 +7,7 @@
         ...
         await eventually(lambda: len(rx.requests("/a")) == 2)
 
-Or use the `receiver` fixture: `from tests.support.receiver import receiver  # noqa: F401`.
+Or use the `receiver` fixture (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
-import pytest
 from aiohttp import web
 
 
@@ -117,9 +116,3 @@ class Receiver:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.stop()
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    async with Receiver() as rx:
-        yield rx

@@ -5,10 +5,14 @@ collector.
         await w.wait_ready()
         ...
     # or: w = RouterWorker(...).start(); await w.wait_ready(); ...; w.kill() / await w.astop()
+    async with router_workers(servers.kafka, topics, 2, start=True) as (a, b):
+        ...
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiokafka import ConsumerRecord, TopicPartition
@@ -24,6 +28,22 @@ class RouterWorker(router_worker.RouterWorker):
 
     def __init__(self, kafka: str, topics: Topics, **kwargs: Any) -> None:
         super().__init__(kafka, topics.prefix, **kwargs)
+
+
+@contextlib.asynccontextmanager
+async def router_workers(
+    kafka: str, topics: Topics, n: int = 2, *, start: bool = False
+) -> AsyncIterator[list[RouterWorker]]:
+    """`n` workers of one group (started at once if `start`), every one stopped on the way out."""
+    workers = [RouterWorker(kafka, topics) for _ in range(n)]
+    try:
+        if start:
+            for w in workers:
+                w.start()
+        yield workers
+    finally:
+        for w in workers:
+            await w.astop()
 
 
 class TopicCollector(TopicTap):

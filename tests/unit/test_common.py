@@ -11,6 +11,7 @@ import pytest
 from cryptography.fernet import Fernet
 from standardwebhooks.webhooks import Webhook
 
+from tests.support.factories import delivery_task
 from webhooks_common import catalog
 from webhooks_common.models import DeliveryTask, InputEvent, WebhookConfig
 from webhooks_common.secrets import SecretBox, generate_secret, secret_bytes
@@ -72,17 +73,7 @@ def test_input_event_uses_design_field_names() -> None:
 
 
 def test_messages_round_trip_with_schema_version() -> None:
-    task = DeliveryTask(
-        task_id="e1:w1",
-        event_id="e1",
-        event_type="booking.create",
-        entity_id="d",
-        webhook_id="w1",
-        webhook_version=1,
-        url="https://x.example/h",
-        body='{"id":"e1"}',
-        entered_at_ms=1,
-    )
+    task = delivery_task("e1", "w1")
     again = DeliveryTask.from_bytes(task.to_bytes())
     assert again == task
     assert again.v == 1 and again.key() == "e1:w1"

@@ -21,6 +21,7 @@ from deliverer.handler import Verdict, precheck
 from deliverer.lanes import Lanes
 from deliverer.retry import release_at_ms, tier_for
 from deliverer.settings import DEFAULT_SCHEDULE, parse_schedule
+from tests.support.factories import delivery_task
 from webhooks_common import wire
 from webhooks_common.consumer import OffsetTracker
 from webhooks_common.models import AttemptRecord, DeadLetter, DeliveryTask, WebhookCommand
@@ -249,17 +250,7 @@ def test_public_addresses_allowed(addr: str) -> None:
 
 # --- records match the shared models --------------------------------------------------------------
 
-TASK = DeliveryTask(
-    task_id="ev1:w1",
-    event_id="ev1",
-    event_type="booking.create",
-    entity_id="e1",
-    webhook_id="w1",
-    webhook_version=3,
-    url="https://example.com/hook",
-    body='{"id":"ev1"}',
-    entered_at_ms=1,
-)
+TASK = delivery_task("ev1", "w1", webhook_version=3)
 
 
 def test_records_parse_with_shared_models() -> None:

@@ -65,4 +65,4 @@ def test_refuses_an_invalid_partition_count(
     with pytest.raises(SystemExit) as exc:
         create_topics.main()
     assert exc.value.code == 2
-    assert "delivery_partitions" in capsys.readouterr().err
+    assert "TOPICS_DELIVERY_PARTITIONS" in capsys.readouterr().err  # the variable to fix, by its name

@@ -6,8 +6,9 @@ import pytest
 
 from router.index import SubscriptionIndex
 from router.matching import compile_subscription, match
+from tests.support.factories import webhook_config
 from webhooks_common.catalog import catalog_keys, event_list_matches
-from webhooks_common.models import WebhookConfig, utcnow
+from webhooks_common.models import WebhookConfig
 
 
 def cfg(
@@ -19,17 +20,7 @@ def cfg(
     version: int = 1,
     url: str = "https://example.com/hook",
 ) -> WebhookConfig:
-    return WebhookConfig(
-        id=wid,
-        entity_id=entity,
-        entity_name="Entity",
-        name="hook",
-        enabled=enabled,
-        event_url=url,
-        event_list=events or [],
-        version=version,
-        updated_at=utcnow(),
-    )
+    return webhook_config(wid, entity, events, enabled=enabled, version=version, event_url=url)
 
 
 def ids(entity: str, event_type: str, *configs: WebhookConfig) -> list[str]:

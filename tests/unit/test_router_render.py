@@ -7,7 +7,8 @@ import orjson
 from router.matching import compile_subscription
 from router.parsing import ParsedEvent
 from router.render import TaskEncoder, render_body
-from webhooks_common.models import DeliveryTask, WebhookConfig, utcnow
+from tests.support.factories import webhook_config
+from webhooks_common.models import DeliveryTask
 
 EVENT = ParsedEvent(
     id='ev-"1"',
@@ -19,18 +20,7 @@ EVENT = ParsedEvent(
 
 
 def sub(wid: str = "w-1", url: str = "https://example.com/hook?a=1&b=\u00e9", version: int = 7):
-    return compile_subscription(
-        WebhookConfig(
-            id=wid,
-            entity_id="ent-1",
-            entity_name="E",
-            name="n",
-            enabled=True,
-            event_url=url,
-            version=version,
-            updated_at=utcnow(),
-        )
-    )
+    return compile_subscription(webhook_config(wid, "ent-1", event_url=url, version=version))
 
 
 def test_body_is_the_integrator_envelope() -> None:

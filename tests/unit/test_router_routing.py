@@ -16,24 +16,15 @@ from aiokafka.errors import (
 from router.errors import retry_delay, send_error_action
 from router.index import SubscriptionIndex
 from router.routing import InputRecord, plan_batch
-from webhooks_common.models import DeliveryTask, InvalidEvent, WebhookConfig, utcnow
+from tests.support.factories import webhook_config
+from webhooks_common.models import DeliveryTask, InvalidEvent, WebhookConfig
 from webhooks_common.topics import Topics
 
 TOPICS = Topics(prefix="p.")
 
 
 def config(wid: str, entity: str, url: str, events: list[str] | None = None) -> WebhookConfig:
-    return WebhookConfig(
-        id=wid,
-        entity_id=entity,
-        entity_name="E",
-        name="n",
-        enabled=True,
-        event_url=url,
-        event_list=events or [],
-        version=1,
-        updated_at=utcnow(),
-    )
+    return webhook_config(wid, entity, events, event_url=url)
 
 
 def record(value: bytes | None, key: bytes | None = b"e1", topic: str = "p.wink.events", offset: int = 0):

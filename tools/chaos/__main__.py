@@ -1,7 +1,9 @@
 """Fault tolerance, measured: `make chaos` (faults under load) and `make soak` (bad input).
 
     python -m tools.chaos chaos            # 200 webhooks, 20,000 events, 8 faults (about 8 minutes)
-    python -m tools.chaos soak             # 100,000 malformed records among 10,000 valid ones
+    python -m tools.chaos soak             # 100,000 + 30,000 malformed records (input topics + internal
+                                           # topics) among 10,000 valid events (about 3 minutes)
+    python -m tools.chaos soak --bad 5000 --internal 3000 --valid 500 --no-save   # a quick look
     python -m tools.chaos all              # both, one report
     python -m tools.chaos chaos --events 500 --rate 25 --webhooks 10 --plan deliverer,kafka   # a quick look
     python -m tools.chaos chaos --events 600 --rate 20 --webhooks 10 --plan sabotage --no-save
@@ -112,7 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ferretdb-down", type=float, default=30.0)
     parser.add_argument("--receivers-fail", type=float, default=30.0)
     parser.add_argument("--kafka-down", type=float, default=0.0, help="extra seconds the broker stays dead")
-    parser.add_argument("--bad", type=int, default=100_000, help="soak: malformed records")
+    parser.add_argument(
+        "--bad", type=int, default=100_000, help="soak: malformed records on the input topics"
+    )
+    parser.add_argument(
+        "--internal", type=int, default=30_000, help="soak: malformed records on the internal topics"
+    )
     parser.add_argument("--valid", type=int, default=10_000, help="soak: valid events among them")
     parser.add_argument("--soak-rate", type=float, default=1500.0, help="soak: records per second")
     parser.add_argument("--no-save", action="store_true", help="print the results, keep bench/ as it is")
@@ -144,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_save:
             say(f"results: {save('chaos', result).relative_to(ROOT)}")
     if args.what in ("soak", "all"):
-        scfg = SoakConfig(bad=args.bad, valid=args.valid, rate=args.soak_rate, progress=say)
+        scfg = SoakConfig(
+            bad=args.bad, internal=args.internal, valid=args.valid, rate=args.soak_rate, progress=say
+        )
         result = run(run_soak(scfg))
         result["code"] = code_version()
         problems = soak_verdict(result)

@@ -56,11 +56,36 @@ def soak_verdict(r: dict[str, Any]) -> list[str]:
         problems.append(f"{r['unexpected_invalid']} records on the invalid topic that were not sent as bad")
     if r["restarts"]:
         problems.append(f"service restarts during the soak: {r['restarts']}")
+    if r.get("valid_command_applied", True) is not True:  # (older results have no such check)
+        problems.append("a valid command sent after the malformed ones was not applied by the registry")
+    if r.get("unplanned_exits"):
+        problems.append(f"process exits nobody caused: {r['unplanned_exits']}")
+    problems += _internal_problems(r)
     for name, m in r["rss"].items():
         if m.get("growth_mb") is not None and m["growth_mb"] > r["config"]["rss_growth_limit_mb"]:
             problems.append(
                 f"{name} RSS grew {m['growth_mb']} MB (limit {r['config']['rss_growth_limit_mb']})"
             )
+    return problems
+
+
+def _internal_problems(r: dict[str, Any]) -> list[str]:
+    """The internal topics: each malformed record set aside the way its consumer does it (bad_records.py)."""
+    problems: list[str] = []
+    for topic, row in r.get("by_topic", {}).items():
+        way, sent, seen = row["set_aside_by"], row["sent"], row["on_invalid"]
+        if way == "invalid" and seen != sent:
+            problems.append(f"{topic}: {sent - seen} of {sent} malformed records not on webhooks.invalid")
+        elif way == "none" and seen not in (0, sent):
+            problems.append(f"{topic}: only {seen} of {sent} malformed records set aside (all or none)")
+    expected = r.get("config_bad_expected")
+    if expected is not None:
+        skips = r.get("config_skipped", {})
+        if not skips:
+            problems.append("no config view was asked for its skipped records")
+        for process, got in skips.items():
+            if got != expected:
+                problems.append(f"{process}'s config view skipped {got}, expected {expected}")
     return problems
 
 
@@ -173,6 +198,8 @@ def render_soak(r: dict[str, Any]) -> list[str]:
         _row(["malformed sent / on webhooks.invalid", f"{r['bad_sent']} / {r['bad_seen']}"]),
         _row(["on webhooks.invalid but not sent as malformed", r["unexpected_invalid"]]),
         _row(["service restarts", r["restarts"] or "none"]),
+        _row(["process exits nobody caused", r.get("unplanned_exits") or "none"]),
+        _row(["valid command after the malformed ones applied", r.get("valid_command_applied", "-")]),
         _row(["verdict", "; ".join(r.get("verdict", [])) or "-"]),
         _row(["code", _code(r)]),
         "",
@@ -185,6 +212,7 @@ def render_soak(r: dict[str, Any]) -> list[str]:
         k = kinds[i] if i < len(kinds) else ("", "")
         why = reasons[i] if i < len(reasons) else ("", "")
         lines.append(_row([k[0], k[1], "", why[0], why[1]]))
+    lines += _render_internal(r)
     lines += [
         "",
         "| process | RSS at 25% MB | at 50% | at 75% | peak | end | growth 25% -> end MB |",
@@ -195,3 +223,39 @@ def render_soak(r: dict[str, Any]) -> list[str]:
         lines.append(_row([name, *cells]))
     lines.append("")
     return lines
+
+
+def _render_internal(r: dict[str, Any]) -> list[str]:
+    if "by_topic" not in r:
+        return []  # a result from before the internal topics were soaked
+    how = {
+        "invalid": "on webhooks.invalid",
+        "skip_metric": "config views' skip metric",
+        "none": "no consumer (harmless)",
+    }
+    lines = [
+        "",
+        f"{r['internal_sent']} malformed records on the internal topics, same run (kinds per family:",
+        "; ".join(
+            f"{family}: " + ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
+            for family, kinds in r["internal_by_kind"].items()
+        )
+        + ").",
+        "",
+        "| topic | malformed sent | set aside by | on webhooks.invalid |",
+        "|---|---|---|---|",
+    ]
+    for topic, row in r["by_topic"].items():
+        lines.append(_row([topic, row["sent"], how[row["set_aside_by"]], row["on_invalid"]]))
+    expected = r.get("config_bad_expected", {})
+    lines += [
+        "",
+        f"Config records skipped per process (expected {_fmt_counts(expected)}): "
+        + "; ".join(f"{p} {_fmt_counts(got)}" for p, got in sorted(r.get("config_skipped", {}).items()))
+        + ".",
+    ]
+    return lines
+
+
+def _fmt_counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"

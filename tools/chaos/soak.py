@@ -1,8 +1,12 @@
-"""The bad-input soak: malformed records of every kind interleaved with valid events on the input topics.
+"""The bad-input soak: malformed records of every kind interleaved with valid events, on the input topics
+AND on every internal topic (deliveries, each retry tier, config, commands, attempts; see bad_records.py).
 
-Expected: every valid event delivered, every malformed record on `webhooks.invalid` (matched by source
-topic, partition and offset), no service restart, RSS flat. Used by `make soak` (tools/chaos, 100,000
-records) and tests/integration/test_bad_input_soak.py (reduced, on the shared servers).
+Expected: every valid event delivered; every malformed record set aside by its consumer and the consumer
+going on: on `webhooks.invalid` (matched by source topic, partition and offset) for the input topics,
+deliveries, retry tiers and commands; counted in `<service>_config_skipped_records_total{reason}` by every
+router's and deliverer's config view for the config topic; nothing (and no harm) for attempts, which no
+service consumes on main. No service restart, no process exit nobody caused, RSS flat. Used by
+`make soak` (tools/chaos) and tests/integration/test_bad_input_soak.py (reduced, on the shared servers).
 """
 
 from __future__ import annotations
@@ -19,85 +23,42 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 from aiokafka import ConsumerRecord
 
+from tools.chaos.bad_records import (
+    CONFIG_REASON,
+    INPUT_KINDS,
+    INTERNAL_WEIGHTS,
+    SET_ASIDE,
+    Maker,
+    internal_kinds,
+)
 from tools.chaos.stack import PrivateInfra, Stack, start_with_webhooks
-from tools.chaos.traffic import Lag, Producer, Receivers, Sent, event_value, new_id, steady
+from tools.chaos.traffic import (
+    Hook,
+    Lag,
+    Producer,
+    Receivers,
+    RegistryClient,
+    Sent,
+    event_value,
+    new_id,
+    steady,
+)
 from webhooks_common.kafka import ensure_topics
-from webhooks_common.models import InvalidEvent
-from webhooks_common.topics import Topics, topic_specs
+from webhooks_common.models import InvalidEvent, WebhookCommand
+from webhooks_common.topics import RETRY_TIERS, Topics, topic_specs
 from webhooks_devtools.topic_tap import TopicTap
 
 MB = 1024 * 1024
-
-
-def _ts() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-
-
-def _event(entity: str, **over: Any) -> dict[str, Any]:
-    doc: dict[str, Any] = {
-        "id": new_id(),
-        "type": "booking.created",
-        "occurredAt": _ts(),
-        "entityId": entity,
-        "data": {"bookingId": "B1"},
-    }
-    doc.update(over)
-    return doc
-
-
-def _without(entity: str, name: str) -> dict[str, Any]:
-    doc = _event(entity)
-    doc.pop(name)
-    return doc
-
-
-WRONG_TYPES: list[dict[str, Any]] = [{"id": 7}, {"data": [1, 2]}, {"occurredAt": 1700000000}, {"type": None}]
-
-# Each maker returns (key, value) for one malformed record. Weights: how often each kind is picked.
-Maker = Callable[[random.Random, str], tuple[bytes | None, bytes | None]]
-BAD_KINDS: dict[str, tuple[float, Maker]] = {
-    "random_bytes": (20, lambda r, e: (e.encode(), r.randbytes(r.randint(1, 2000)))),
-    "truncated_json": (6, lambda r, e: (e.encode(), orjson.dumps(_event(e))[: r.randint(1, 60)])),
-    "invalid_utf8": (3, lambda r, e: (e.encode(), b'{"id":"\xff\xfe","type":"booking.created"}')),
-    "deep_nesting": (1, lambda r, e: (e.encode(), b"[" * 5000 + b"]" * 5000)),
-    "json_array": (4, lambda r, e: (e.encode(), orjson.dumps([_event(e)]))),
-    "json_scalar": (4, lambda r, e: (e.encode(), r.choice([b"42", b'"booking"', b"null", b"true", b"{}"]))),
-    "missing_field": (
-        8,
-        lambda r, e: (
-            e.encode(),
-            orjson.dumps(_without(e, r.choice(["id", "type", "entityId", "occurredAt"]))),
-        ),
-    ),
-    "wrong_types": (
-        8,
-        lambda r, e: (e.encode(), orjson.dumps(_event(e, **r.choice(WRONG_TYPES)))),
-    ),
-    "bad_timestamp": (3, lambda r, e: (e.encode(), orjson.dumps(_event(e, occurredAt="yesterday")))),
-    "long_field": (3, lambda r, e: (e.encode(), orjson.dumps(_event(e, id="x" * 5000)))),
-    "unknown_type": (
-        15,
-        lambda r, e: (
-            e.encode(),
-            orjson.dumps(_event(e, type=r.choice(["booking.teleported", "x", "BOOKING"]))),
-        ),
-    ),
-    "key_mismatch": (15, lambda r, e: (b"someone-else", orjson.dumps(_event(e)))),
-    "no_key": (4, lambda r, e: (None, orjson.dumps(_event(e)))),
-    "tombstone": (3, lambda r, e: (e.encode(), None)),
-    # Large but under the router's limit (and Kafka's): a 200 kB value of the wrong shape.
-    "big_wrong_shape": (0.3, lambda r, e: (e.encode(), orjson.dumps({"blob": "y" * 200_000}))),
-    # Over the router's 512 kB limit (still under Kafka's 1 MB): the `too_large` reason.
-    "huge_value": (0.1, lambda r, e: (e.encode(), orjson.dumps(_event(e, data={"blob": "z" * 600_000})))),
-}
+DISABLE_ENTITY = "soak-entity-to-disable"
+INTERNAL_FAMILIES = list(INTERNAL_WEIGHTS)
 
 
 @dataclass
 class SoakConfig:
-    bad: int = 100_000
+    bad: int = 100_000  # malformed records on the input topics
+    internal: int = 30_000  # malformed records on the internal topics (INTERNAL_WEIGHTS)
     valid: int = 10_000
     rate: float = 1500.0  # records per second (malformed + valid)
     webhooks: int = 20
@@ -122,6 +83,7 @@ class InvalidCollector(TopicTap):
         super().__init__(bootstrap, topic, self._count, max_partition_fetch_bytes=4 * MB)
         self.keys: set[str] = set()
         self.reasons: Counter[str] = Counter()
+        self.by_source: Counter[str] = Counter()
         self.records = 0
 
     def _count(self, records: list[ConsumerRecord]) -> None:
@@ -132,6 +94,36 @@ class InvalidCollector(TopicTap):
             if key not in self.keys:
                 self.keys.add(key)
                 self.reasons[inv.reason] += 1
+                self.by_source[inv.source_topic] += 1
+
+
+@dataclass
+class BadRecord:
+    topic: str  # without the run's prefix
+    family: str  # key of bad_records.SET_ASIDE
+    kind: str
+    sent: Sent  # its meta (topic, partition, offset) once Kafka has it
+
+    def key(self) -> str | None:
+        """The key of its set-aside record on webhooks.invalid (InvalidEvent.key())."""
+        return f"{self.sent.meta[0]}:{self.sent.meta[1]}:{self.sent.meta[2]}" if self.sent.meta else None
+
+
+def schedule(valid: int, bad: int, internal: int) -> list[str]:
+    """Which record goes at each position: `v` valid, `i` malformed input, `n` malformed internal, each
+    kind spread evenly over the run (pure)."""
+    total = valid + bad + internal
+    valid_at = {round(k * total / valid) for k in range(valid)} if valid else set()
+    plan: list[str] = []
+    j = 0  # malformed records so far
+    for i in range(total):
+        if i in valid_at:
+            plan.append("v")
+            continue
+        internal_now = (j + 1) * internal // (bad + internal) > j * internal // (bad + internal)
+        plan.append("n" if internal_now else "i")
+        j += 1
+    return plan
 
 
 class SoakRun:
@@ -146,16 +138,23 @@ class SoakRun:
         self.infra: PrivateInfra | None = None
         self.stack: Stack | None = None
         self.producer: Producer | None = None
-        self.bad_sent: list[Sent] = []
-        self.bad_kinds: Counter[str] = Counter()
+        self.bad: list[BadRecord] = []
         self.entities = [f"soak-entity-{i:03d}" for i in range(cfg.webhooks)]
         self.hook_ids: list[str] = []
+        # One more webhook, sent no event: a valid `disable` command for it goes to webhooks.commands after
+        # every malformed one, and the registry must apply it (its commands consumer kept going).
+        self.to_disable: Hook | None = None
+        self.jwt_secret = secrets.token_urlsafe(32)
         self.rss: dict[str, list[tuple[int, int]]] = {}  # process -> [(records sent so far, rss bytes)]
-        total = cfg.bad + cfg.valid
-        self.valid_at = {round(k * total / cfg.valid) for k in range(cfg.valid)} if cfg.valid else set()
+        self.plan = schedule(cfg.valid, cfg.bad, cfg.internal)
         self.mongo: str | None = None
-        names = list(BAD_KINDS)
-        self._kinds, self._weights = names, [BAD_KINDS[k][0] for k in names]
+        self._input = _weighted({k: w for k, (w, _) in INPUT_KINDS.items()})
+        self._families = _weighted(INTERNAL_WEIGHTS)
+        self._kinds: dict[str, tuple[dict[str, tuple[float, Maker]], list[str], list[float]]] = {}
+        for family in INTERNAL_WEIGHTS:
+            kinds = internal_kinds(family)
+            self._kinds[family] = (kinds, *_weighted({k: w for k, (w, _) in kinds.items()}))
+        self._made: Counter[tuple[str, str]] = Counter()  # (family, kind) -> records made so far
 
     async def setup(self) -> tuple[str, str]:
         cfg = self.cfg
@@ -174,43 +173,77 @@ class SoakRun:
             self.prefix,
             self.workdir,
             cfg,
-            jwt_secret=secrets.token_urlsafe(32),
-            entities=self.entities,
+            jwt_secret=self.jwt_secret,
+            entities=[*self.entities, DISABLE_ENTITY],
             rx=self.rx,
             extra_env={"DELIVERER_RETRY_SCHEDULE": "0,1,2,5,10", "LOG_LEVEL": "WARNING"},
         )
         self.stack = stack
-        self.hook_ids = [h.id for h in hooks]
+        *kept, self.to_disable = hooks
+        self.hook_ids = [h.id for h in kept]
         self.say(f"soak: stack ready on {kafka}, {len(hooks)} webhooks")
         return kafka, mongo
 
     def _emit(self, i: int) -> None:
         assert self.producer is not None
-        topic = self.topics.inputs[i % 2]
+        what = self.plan[i]
         n = self.rnd.randrange(len(self.entities))
         entity = self.entities[n]
-        if i in self.valid_at:
+        if what == "v":
             eid = new_id()
             rec = Sent(eid, f"{eid}:{self.hook_ids[n]}", time.time())
             self.producer.sent.append(rec)
             self.producer.send(self.topics.wink_events, entity.encode(), event_value(eid, entity, i), rec)
             return
-        kind = self.rnd.choices(self._kinds, self._weights)[0]
-        key, value = BAD_KINDS[kind][1](self.rnd, entity)
+        if what == "i":
+            topic = self.topics.inputs[i % 2]
+            family, kind = "inputs", self.rnd.choices(*self._input)[0]
+            key, value = INPUT_KINDS[kind][1](self.rnd, entity)
+        else:
+            family = self.rnd.choices(*self._families)[0]
+            topic = self._internal_topic(family)
+            kinds, names, weights = self._kinds[family]
+            kind = self.rnd.choices(names, weights)[0]
+            key, value = kinds[kind][1](self.rnd, self._made[family, kind])
+            self._made[family, kind] += 1
         rec = Sent(new_id(), kind, time.time())
-        self.bad_sent.append(rec)
-        self.bad_kinds[kind] += 1
+        self.bad.append(BadRecord(topic.removeprefix(self.prefix), family, kind, rec))
         self.producer.send(topic, key, value, rec)
+
+    def _internal_topic(self, family: str) -> str:
+        if family == "retry":
+            return self.topics.retry(self.rnd.choice(RETRY_TIERS)[0])
+        return {
+            "deliveries": self.topics.deliveries,
+            "commands": self.topics.commands,
+            "config": self.topics.config,
+            "attempts": self.topics.attempts,
+        }[family]
 
     async def _sample_rss(self, stop: asyncio.Event) -> None:
         assert self.stack is not None
         while not stop.is_set():
-            progress = len(self.bad_sent) + (len(self.producer.sent) if self.producer else 0)
+            progress = len(self.bad) + (len(self.producer.sent) if self.producer else 0)
             for name, rss in self.stack.rss().items():
                 if rss is not None:
                     self.rss.setdefault(name, []).append((progress, rss))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.cfg.rss_every_s)
+
+    def expected(self) -> tuple[set[str], set[str], Counter[str]]:
+        """(keys that must reach webhooks.invalid, keys that may (attempts: all or none), the config skip
+        reasons every config view must count)."""
+        must: set[str] = set()
+        may: set[str] = set()
+        config: Counter[str] = Counter()
+        for b in self.bad:
+            way = SET_ASIDE[b.family]
+            key = b.key()
+            if way == "skip_metric":
+                config[CONFIG_REASON.get(b.kind, "undecodable")] += 1
+            elif key is not None:
+                (must if way == "invalid" else may).add(key)
+        return must, may, config
 
     async def run(self) -> dict[str, Any]:
         t0 = time.time()
@@ -222,31 +255,81 @@ class SoakRun:
             await collector.start()
             stop = asyncio.Event()
             sampler = asyncio.create_task(self._sample_rss(stop))
-            total = self.cfg.bad + self.cfg.valid
-            await steady(total, self.cfg.rate, self._emit)
+            await steady(len(self.plan), self.cfg.rate, self._emit)
+            self._send_disable()
             await self.producer.flush(300)
-            self.say(f"soak: {total} records written; waiting for the invalid topic and the deliveries")
+            self.say(
+                f"soak: {len(self.plan)} records written; waiting for the invalid topic and the deliveries"
+            )
             lag = Lag(self.producer.sent, self.rx)
-            bad_keys = {f"{s.meta[0]}:{s.meta[1]}:{s.meta[2]}" for s in self.bad_sent if s.meta}
+            must, may, config = self.expected()
             deadline = time.monotonic() + self.cfg.drain_within_s
+            skips: dict[str, dict[str, int]] = {}
             while time.monotonic() < deadline:
-                if lag.oldest_pending() is None and bad_keys <= collector.keys:
+                skips = await self.stack.config_skips()
+                if (
+                    lag.oldest_pending() is None
+                    and await self.disabled() is True
+                    and must <= collector.keys
+                    and all(got == dict(config) for got in skips.values())
+                    and (not may & collector.keys or may <= collector.keys)
+                ):
                     break
                 await asyncio.sleep(0.5)
             await asyncio.sleep(2 * self.cfg.rss_every_s)
             stop.set()
             await sampler
-            return self.report(t0, bad_keys, collector)
+            skips = await self.stack.config_skips()
+            return self.report(t0, collector, skips, await self.disabled())
         finally:
             if collector is not None:
                 await collector.stop()
             await self.teardown()
 
-    def report(self, t0: float, bad_keys: set[str], collector: InvalidCollector) -> dict[str, Any]:
+    def _send_disable(self) -> None:
+        assert self.producer is not None and self.to_disable is not None
+        hook = self.to_disable
+        cmd = WebhookCommand(
+            command_id=new_id(),
+            action="disable",
+            webhook_id=hook.id,
+            entity_id=hook.entity,
+            reason="soak: the commands consumer must still apply a valid command",
+            requested_by="soak",
+            at_ms=int(time.time() * 1000),
+        )
+        self.producer.send(self.topics.commands, hook.id.encode(), cmd.to_bytes())
+
+    async def disabled(self) -> bool | None:
+        """Whether the registry says the extra webhook is disabled (None: it did not answer)."""
+        assert self.stack is not None and self.to_disable is not None
+        hook = self.to_disable
+        async with RegistryClient(self.stack.api, self.jwt_secret, [hook.entity]) as api:
+            status, _, body = await api.call("GET", f"/api/managing-entity/{hook.entity}/webhook/{hook.id}")
+        return (body.get("enabled") is False) if status == 200 and isinstance(body, dict) else None
+
+    def report(
+        self,
+        t0: float,
+        collector: InvalidCollector,
+        skips: dict[str, dict[str, int]],
+        disabled: bool | None,
+    ) -> dict[str, Any]:
         assert self.stack is not None and self.producer is not None
         valid = self.producer.sent
         delivered = sum(1 for s in valid if s.task_id in self.rx.delivered)
         restarts = {s.name: s.starts - 1 for s in self.stack.services if s.starts > 1}
+        must, may, config = self.expected()
+        seen = collector.keys
+        inputs = [b for b in self.bad if b.family == "inputs"]
+        input_keys = {k for b in inputs if (k := b.key())}
+        by_topic: dict[str, dict[str, Any]] = {}
+        for b in self.bad:
+            row = by_topic.setdefault(
+                b.topic, {"family": b.family, "set_aside_by": SET_ASIDE[b.family], "sent": 0, "on_invalid": 0}
+            )
+            row["sent"] += 1
+            row["on_invalid"] += (b.key() or "") in seen
         return {
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0)),
             "duration_s": round(time.time() - t0, 1),
@@ -259,18 +342,35 @@ class SoakRun:
             "valid_delivered": delivered,
             "valid_lost": len(valid) - delivered,
             "duplicates": self.rx.duplicates,
-            "bad_sent": len(self.bad_sent),
-            "bad_by_kind": dict(self.bad_kinds),
-            "bad_seen": len(bad_keys & collector.keys),
-            "bad_missing": len(bad_keys - collector.keys),
-            "unexpected_invalid": len(collector.keys - bad_keys),
+            # the input topics, as before
+            "bad_sent": len(inputs),
+            "bad_by_kind": dict(Counter(b.kind for b in inputs)),
+            "bad_seen": len(input_keys & seen),
+            "bad_missing": len(input_keys - seen),
+            # every topic
+            "internal_sent": len(self.bad) - len(inputs),
+            "internal_by_kind": {
+                f: dict(Counter(b.kind for b in self.bad if b.family == f)) for f in INTERNAL_WEIGHTS
+            },
+            "by_topic": dict(sorted(by_topic.items())),
+            "must_set_aside": len(must),
+            "set_aside_missing": len(must - seen),
+            "optional_set_aside": {"sent": len(may), "on_invalid": len(may & seen)},
+            "unexpected_invalid": len(seen - must - may),
             "invalid_records": collector.records,
             "invalid_by_reason": dict(collector.reasons),
-            "restarts": restarts,
-            "rss": {
-                name: _rss_summary(samples, len(valid) + len(self.bad_sent))
-                for name, samples in self.rss.items()
+            "invalid_by_source": {
+                t.removeprefix(self.prefix): n for t, n in sorted(collector.by_source.items())
             },
+            # a valid command sent after the malformed ones, applied: the commands consumer kept going
+            "valid_command_applied": disabled,
+            "config_bad_expected": dict(config),
+            "config_skipped": skips,
+            "restarts": restarts,
+            "unplanned_exits": {
+                name: [str(e) for e in exits] for name, exits in self.stack.unplanned_exits().items()
+            },
+            "rss": {name: _rss_summary(samples, len(self.plan)) for name, samples in self.rss.items()},
         }
 
     async def teardown(self) -> None:
@@ -289,6 +389,10 @@ class SoakRun:
             with contextlib.suppress(Exception):
                 await client.drop_database(client.get_default_database().name)
             await client.close()
+
+
+def _weighted(weights: dict[str, float]) -> tuple[list[str], list[float]]:
+    return list(weights), list(weights.values())
 
 
 def _rss_summary(samples: list[tuple[int, int]], total: int) -> dict[str, Any]:

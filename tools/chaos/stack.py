@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Protocol
 
 from cryptography.fernet import Fernet
+from prometheus_client.parser import text_string_to_metric_families
 
 from tools.chaos.traffic import Hook, Producer, Receivers, RegistryClient
 from webhooks_devtools.pids import pid_alive, rss_bytes, stop_pid
@@ -234,6 +235,21 @@ class Stack:
     def router_port(self, router: Service) -> int:
         return int(router.proc.env["ROUTER_WEB_PORT"])
 
+    def metrics_urls(self) -> dict[str, tuple[str, str]]:
+        """(/metrics URL, metric name prefix) of every process with a config view: routers and deliverers."""
+        urls = {r.name: (f"http://127.0.0.1:{self.router_port(r)}/metrics", "router") for r in self.routers}
+        for d in self.deliverers:
+            urls[d.name] = (f"http://127.0.0.1:{d.proc.env['DELIVERER_METRICS_PORT']}/metrics", "deliverer")
+        return urls
+
+    async def config_skips(self) -> dict[str, dict[str, int]]:
+        """Per process: the config records its config view skipped, by reason (what its /metrics says)."""
+        out: dict[str, dict[str, int]] = {}
+        for name, (url, prefix) in self.metrics_urls().items():
+            status, body = await asyncio.to_thread(http_get, url)
+            out[name] = skipped_by_reason(body.decode(errors="replace"), prefix) if status == 200 else {}
+        return out
+
     async def wait_routers_hold(self, n: int, within: float = 60.0) -> None:
         """Until every router's index holds `n` webhooks (published by the outbox, read from Kafka)."""
         deadline = time.monotonic() + within
@@ -273,6 +289,17 @@ class Stack:
 
     async def stop(self) -> None:
         await asyncio.gather(*(s.stop() for s in self.services))
+
+
+def skipped_by_reason(metrics_text: str, prefix: str) -> dict[str, int]:
+    """`<prefix>_config_skipped_records_total{reason}` from a Prometheus text page (non-zero ones)."""
+    name = f"{prefix}_config_skipped_records_total"
+    out: dict[str, int] = {}
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.name == name and sample.value:
+                out[sample.labels["reason"]] = int(sample.value)
+    return out
 
 
 class Sizes(Protocol):

@@ -2,24 +2,22 @@
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from typing import Any
 
 from pydantic import AliasChoices
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from webhooks_cli.settings import CliSettings
 from webhooks_common.settings import CommonSettings
 
-# (who reads it, "module:Class"); imported lazily so a missing service package only drops its rows.
-SOURCES: tuple[tuple[str, str], ...] = (
-    ("all services", "webhooks_common.settings:CommonSettings"),
-    ("registry", "registry.settings:RegistrySettings"),
-    ("router", "router.settings:RouterSettings"),
-    ("deliverer", "deliverer.settings:DelivererSettings"),
-    ("whctl, make run", "webhooks_cli.settings:CliSettings"),
-)
+# Each service declares its settings class as an entry point of this group in its pyproject.toml, so this
+# library names no service (dependencies run from the services to the libraries, never back): the table
+# lists whatever is installed, and a service that is not installed only drops its rows.
+ENTRY_POINT_GROUP = "webhooks.settings"
 
 
 @dataclass(frozen=True)
@@ -60,16 +58,22 @@ def rows_for(service: str, cls: type[Any], skip: set[str]) -> list[Row]:
     return rows
 
 
+def sources() -> Iterator[tuple[str, type[Any]]]:
+    """(who reads it, settings class): the common fields, each installed service by name, then whctl's."""
+    yield "all services", CommonSettings
+    for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+        try:
+            yield ep.name, ep.load()
+        except ImportError:
+            continue
+    yield "whctl, make run", CliSettings
+
+
 def all_rows() -> list[Row]:
     rows: list[Row] = []
     common = set(CommonSettings.model_fields)
     seen: set[str] = set()
-    for service, ref in SOURCES:
-        module, _, attr = ref.partition(":")
-        try:
-            cls = getattr(importlib.import_module(module), attr)
-        except ImportError:
-            continue
+    for service, cls in sources():
         own = [n for n in cls.model_fields if cls is CommonSettings or n not in common]
         names = {env_name(cls, n, cls.model_fields[n]) for n in own}
         # A name several services read (AUTH_JWT_SECRET: registry, whctl) is listed once, by its first reader.

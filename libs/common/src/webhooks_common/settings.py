@@ -9,50 +9,44 @@ from __future__ import annotations
 import sys
 from typing import Any, Self, TypeVar
 
-from pydantic import AliasChoices, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def env_field(var: str, default: Any, description: str, **constraints: Any) -> Any:
+    """A setting read from the environment variable `var` (whatever the class's `env_prefix`); code and
+    tests may still pass it by field name (`populate_by_name`). `constraints`: Field's ge, gt, ..."""
+    return Field(default, validation_alias=var, description=description, **constraints)
 
 
 class CommonSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
 
-    kafka_bootstrap_servers: str = Field(
-        "127.0.0.1:9092",
-        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "kafka_bootstrap_servers"),
-        description="Comma-separated host:port list of Kafka brokers.",
+    kafka_bootstrap_servers: str = env_field(
+        "KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092", "Comma-separated host:port list of Kafka brokers."
     )
-    mongo_url: str = Field(
+    mongo_url: str = env_field(
+        "MONGO_URL",
         "mongodb://127.0.0.1:27017/webhooks",
-        validation_alias=AliasChoices("MONGO_URL", "mongo_url"),
-        description="MongoDB connection string; the path names the database.",
+        "MongoDB connection string; the path names the database.",
     )
-    topic_prefix: str = Field(
-        "",
-        validation_alias=AliasChoices("KAFKA_TOPIC_PREFIX", "topic_prefix"),
-        description="Prefix added to every topic name (isolates test runs and environments).",
+    topic_prefix: str = env_field(
+        "KAFKA_TOPIC_PREFIX", "", "Prefix added to every topic name (isolates test runs and environments)."
     )
-    secrets_key: str | None = Field(
+    secrets_key: str | None = env_field(
+        "WEBHOOK_SECRETS_KEY",
         None,
-        validation_alias=AliasChoices("WEBHOOK_SECRETS_KEY", "secrets_key"),
-        description="Fernet key (urlsafe base64 of 32 bytes) that encrypts signing secrets at rest and on "
+        "Fernet key (urlsafe base64 of 32 bytes) that encrypts signing secrets at rest and on "
         "the config topic. Required by the registry and the deliverer.",
     )
-    allow_private_targets: bool = Field(
+    allow_private_targets: bool = env_field(
+        "DELIVERY_ALLOW_PRIVATE_TARGETS",
         False,
-        validation_alias=AliasChoices("DELIVERY_ALLOW_PRIVATE_TARGETS", "allow_private_targets"),
-        description="Allow webhook URLs resolving to private, loopback or link-local addresses "
+        "Allow webhook URLs resolving to private, loopback or link-local addresses "
         "(local development and tests only).",
     )
-    log_level: str = Field(
-        "INFO",
-        validation_alias=AliasChoices("LOG_LEVEL", "log_level"),
-        description="Python logging level name.",
-    )
-    log_format: str = Field(
-        "json",
-        validation_alias=AliasChoices("LOG_FORMAT", "log_format"),
-        description="`json` (one object per line) or `text`.",
-    )
+    log_level: str = env_field("LOG_LEVEL", "INFO", "Python logging level name.")
+    log_format: str = env_field("LOG_FORMAT", "json", "`json` (one object per line) or `text`.")
 
     @model_validator(mode="after")
     def _check_key(self) -> Self:
@@ -73,6 +67,26 @@ class CommonSettings(BaseSettings):
                 "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`"
             )
         return self.secrets_key
+
+
+class TopicSizes(CommonSettings):
+    """The common settings and the partition counts of the topics, for what creates them (`whctl topics
+    create`, tools/create_topics.py: one pair of variables for both)."""
+
+    input_partitions: int = env_field(
+        "TOPICS_INPUT_PARTITIONS",
+        6,
+        "Partitions of wink.events and trippay.events when they are created (the router's "
+        "ROUTER_INPUT_PARTITIONS must say the same).",
+        ge=1,
+    )
+    delivery_partitions: int = env_field(
+        "TOPICS_DELIVERY_PARTITIONS",
+        12,
+        "Partitions of webhooks.deliveries and the retry topics when they are created: the most "
+        "deliverers that can work at once (one consumer group).",
+        ge=1,
+    )
 
 
 S = TypeVar("S", bound=BaseSettings)
