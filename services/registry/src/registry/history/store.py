@@ -1,0 +1,199 @@
+"""The delivery history in MongoDB (FerretDB on PostgreSQL locally): writes of the history writer, queries
+of the API, retention. Every query is an equality on indexed fields or an `_id` lookup (see model.py).
+
+Collections: `deliveries` (one per webhook and event), `delivery_attempts` (one per attempt),
+`delivery_hours` (the hours in which a webhook has deliveries: the list walks them newest first),
+`webhook_health` (the failure streak of each webhook), `history_meta` (how far retention has removed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, UpdateOne
+from pymongo.errors import BulkWriteError
+
+from registry.history.model import Cursor, Doc, Streak, before_cursor, hour_of, hour_start_ms
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_KEY = 11000
+RETENTION_META = "retention"
+
+
+class HistoryStore:
+    def __init__(self, url: str, database: str, timeout_ms: int = 5000) -> None:
+        self.client: AsyncMongoClient[Doc] = AsyncMongoClient(
+            url, serverSelectionTimeoutMS=timeout_ms, connectTimeoutMS=timeout_ms
+        )
+        db = self.client[database]
+        self.deliveries = db["deliveries"]
+        self.attempts = db["delivery_attempts"]
+        self.hours = db["delivery_hours"]
+        self.health = db["webhook_health"]
+        self.meta = db["history_meta"]
+
+    async def ensure_indexes(self) -> None:
+        # Locally each indexed field also gets a GIN twin (tools/localpg.py): equality on any of them is
+        # index-served. The compound orders serve MongoDB's sort in production.
+        await self.deliveries.create_index(
+            [("webhook_id", ASCENDING), ("hour", ASCENDING), ("created_ms", DESCENDING)]
+        )
+        await self.deliveries.create_index([("status", ASCENDING)])
+        await self.deliveries.create_index([("event_type", ASCENDING)])
+        await self.deliveries.create_index([("hour", ASCENDING)])
+        await self.attempts.create_index([("delivery_id", ASCENDING)])
+        await self.attempts.create_index([("webhook_id", ASCENDING), ("hour", ASCENDING)])
+        await self.attempts.create_index([("hour", ASCENDING)])
+        await self.hours.create_index([("webhook_id", ASCENDING)])
+        await self.hours.create_index([("hour", ASCENDING)])
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    # --- the writer ---------------------------------------------------------------------------------
+
+    async def insert_attempts(self, docs: Sequence[Doc]) -> int:
+        """Insert, skipping attempts already stored (a re-consumed record); returns how many were new."""
+        if not docs:
+            return 0
+        try:
+            res = await self.attempts.insert_many(list(docs), ordered=False)
+            return len(res.inserted_ids)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            return len(docs) - len(errors)
+
+    async def deliveries_by_id(self, ids: Sequence[str], concurrency: int = 16) -> dict[str, Doc]:
+        # One `_id` lookup each: `$in` is not pushed down by FerretDB, `_id` equality is.
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(i: str) -> Doc | None:
+            async with sem:
+                return await self.deliveries.find_one(
+                    {"_id": i}, {"attempt_ids": 1, "last": 1, "payload": 1, "requested_ms": 1, "hour": 1}
+                )
+
+        found = await asyncio.gather(*(one(i) for i in ids))
+        return {d["_id"]: d for d in found if d is not None}
+
+    async def write_deliveries(self, changes: dict[str, Doc], new_hours: set[tuple[str, str]]) -> None:
+        """$set the writer's fields (never `requested_ms`, the API's) and note new (webhook, hour) buckets."""
+        ops: list[Any] = [
+            UpdateOne({"_id": i}, {"$set": fields}, upsert=True) for i, fields in changes.items()
+        ]
+        if ops:
+            await self.deliveries.bulk_write(ops, ordered=False)
+        hour_ops: list[Any] = [
+            UpdateOne({"_id": f"{w}:{h}"}, {"$set": {"webhook_id": w, "hour": h}}, upsert=True)
+            for w, h in new_hours
+        ]
+        if hour_ops:
+            await self.hours.bulk_write(hour_ops, ordered=False)
+
+    async def streak(self, webhook_id: str) -> Doc | None:
+        return await self.health.find_one({"_id": webhook_id})
+
+    async def save_streak(self, webhook_id: str, streak: Streak) -> None:
+        await self.health.replace_one(
+            {"_id": webhook_id},
+            {
+                "failing_since_ms": streak.failing_since_ms,
+                "last_failure_ms": streak.last_failure_ms,
+                "disable_requested_ms": streak.disable_requested_ms,
+            },
+            upsert=True,
+        )
+
+    # --- the API ------------------------------------------------------------------------------------
+
+    async def webhook_hours(self, webhook_id: str) -> list[str]:
+        return [d["hour"] async for d in self.hours.find({"webhook_id": webhook_id}, {"hour": 1})]
+
+    async def deliveries_in_hour(
+        self,
+        webhook_id: str,
+        hour: str,
+        *,
+        status: str | None,
+        event_type: str | None,
+        cursor: Cursor | None,
+        since_ms: int | None,
+        until_ms: int | None,
+        limit: int,
+    ) -> list[Doc]:
+        """This hour's deliveries of the webhook, newest first, after the cursor, within the window."""
+        query: Doc = {"webhook_id": webhook_id, "hour": hour}
+        if status is not None:
+            query["status"] = status
+        if event_type is not None:
+            query["event_type"] = event_type
+        window: Doc = {}
+        if since_ms is not None:
+            window["$gte"] = since_ms
+        if until_ms is not None:
+            window["$lt"] = until_ms
+        if cursor is not None and cursor.created_ms is not None and cursor.hour == hour:
+            window["$lte"] = cursor.created_ms
+        if window:
+            query["created_ms"] = window
+        found = self.deliveries.find(query, {"payload": 0, "attempt_ids": 0})
+        found = found.sort([("created_ms", DESCENDING), ("_id", DESCENDING)]).limit(limit + 1)
+        return [d async for d in found if before_cursor(d, cursor)][:limit]
+
+    async def delivery(self, webhook_id: str, event_id: str) -> Doc | None:
+        return await self.deliveries.find_one({"_id": f"{webhook_id}:{event_id}"})
+
+    async def attempts_of(self, delivery_id: str) -> list[Doc]:
+        docs = [d async for d in self.attempts.find({"delivery_id": delivery_id})]
+        return sorted(docs, key=lambda d: (d["at_ms"], d["attempt"]))
+
+    async def attempts_in_hours(self, webhook_id: str, hours: Sequence[str]) -> list[Doc]:
+        fields = {"at_ms": 1, "outcome": 1, "duration_ms": 1, "status": 1, "error": 1, "event_id": 1}
+
+        async def one(h: str) -> list[Doc]:
+            return [d async for d in self.attempts.find({"webhook_id": webhook_id, "hour": h}, fields)]
+
+        return [d for part in await asyncio.gather(*(one(h) for h in hours)) for d in part]
+
+    async def mark_requested(self, delivery_id: str, now_ms: int) -> None:
+        """A resend was asked for: the delivery shows as pending until an attempt newer than this arrives."""
+        await self.deliveries.update_one(
+            {"_id": delivery_id}, {"$set": {"requested_ms": now_ms, "status": "pending"}}
+        )
+
+    async def insert_requested(self, doc: Doc) -> None:
+        """A delivery the API starts (a test event): pending, with its payload, before any attempt."""
+        await self.deliveries.insert_one(doc)
+        wid, hour = doc["webhook_id"], doc["hour"]
+        await self.hours.update_one(
+            {"_id": f"{wid}:{hour}"}, {"$set": {"webhook_id": wid, "hour": hour}}, upsert=True
+        )
+
+    # --- retention ----------------------------------------------------------------------------------
+
+    async def prune(self, now_ms: int, retention_days: float, first_run_lookback_days: float = 30) -> int:
+        """Remove whole hours older than the retention, each with an equality filter on `hour`; a pointer
+        in `history_meta` remembers how far it got, so each run walks only the hours expired since."""
+        cutoff = hour_of(now_ms - int(retention_days * 86_400_000))
+        meta = await self.meta.find_one({"_id": RETENTION_META})
+        if meta is not None:
+            start = hour_start_ms(meta["pruned_until"])
+        else:
+            start = hour_start_ms(cutoff) - int(first_run_lookback_days * 86_400_000)
+        removed = 0
+        t = start
+        end = hour_start_ms(cutoff)
+        while t < end:
+            hour = hour_of(t)
+            removed += (await self.deliveries.delete_many({"hour": hour})).deleted_count
+            await self.attempts.delete_many({"hour": hour})
+            await self.hours.delete_many({"hour": hour})
+            t += 3_600_000
+            await self.meta.replace_one({"_id": RETENTION_META}, {"pruned_until": hour_of(t)}, upsert=True)
+        return removed
