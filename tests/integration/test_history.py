@@ -8,13 +8,15 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast
 
 import orjson
 import pytest
 
 from deliverer.app import Deliverer
-from registry.history.writer import WriterProcess
+from registry.history.store import HistoryStore
+from registry.history.writer import HistoryWriter, WriterProcess
 from registry.settings import RegistrySettings
 from tests.conftest import eventually
 from tests.integration import test_registry_helpers as helpers
@@ -25,6 +27,7 @@ from tests.support.receiver import Receiver, Reply
 from webhooks_common.kafka import make_producer, started
 from webhooks_common.models import DeliveryTask
 from webhooks_common.topics import Topics
+from webhooks_common.wire import AttemptRecord
 
 make_settings = helpers.make_settings
 
@@ -214,3 +217,93 @@ async def test_sustained_failure_disables_the_webhook(
         record = await eventually(disabled, timeout=30, what="the webhook disabled")
         assert record["version"] == hook["version"] + 1
     assert len(receiver.requests("/down")) >= 4  # failing for 2 s at a 0.5 s retry pace
+
+
+def attempt(
+    hook_id: str, entity: str, event: str, n: int, at_ms: int, outcome: str, status: int
+) -> AttemptRecord:
+    return AttemptRecord(
+        task_id=f"{event}:{hook_id}",
+        event_id=event,
+        event_type="booking.cancel" if event.endswith(("1", "3", "5", "7", "9")) else "booking.create",
+        webhook_id=hook_id,
+        entity_id=entity,
+        url="https://hooks.example.com/wink",
+        attempt=n,
+        outcome=outcome,
+        status=status,
+        duration_ms=3.0,
+        at_ms=at_ms,
+        body=orjson.dumps({"id": event}).decode() if n == 1 else None,
+    )
+
+
+async def test_list_pages_newest_first_filters_and_retention_on_the_real_store(
+    make_settings: Callable[..., RegistrySettings],
+) -> None:
+    settings = make_settings(history_auto_disable_after_s=0)
+    store = HistoryStore(settings.mongo_url, settings.database)
+    await store.ensure_indexes()
+    writer = HistoryWriter(settings, store, cast(Any, None))  # no producer: auto-disable is off
+    try:
+        async with registry_api(settings) as api:
+            hook = await api.create()
+            wid, entity = hook["id"], hook["ownerIdentifier"]
+            start = (int(time.time() * 1000) // 3_600_000 - 3) * 3_600_000  # three whole hours ago
+            recs: list[AttemptRecord] = []
+            expected: list[tuple[int, str, str]] = []  # (created, event, status)
+            for i in range(15):
+                created = start + (i // 5) * 3_600_000 + (i % 5) * 60_000
+                ev = f"ev{i:02d}"
+                if i % 3 == 0:
+                    recs.append(attempt(wid, entity, ev, 1, created, "retry", 500))
+                    expected.append((created, ev, "failed"))
+                else:
+                    recs += [
+                        attempt(wid, entity, ev, 1, created, "retry", 502),
+                        attempt(wid, entity, ev, 2, created + 1000, "success", 200),
+                    ]
+                    expected.append((created, ev, "succeeded"))
+            await writer.store_batch(recs[:10], [])
+            await writer.store_batch(recs[5:], [])  # overlapping: a re-consumed part changes nothing
+            newest_first = [e for _, e, _ in sorted(expected, reverse=True)]
+
+            seen: list[str] = []
+            query = "?limit=4"
+            while True:
+                status, page, _ = await api.call("GET", api.path(f"/{wid}/delivery/list{query}"))
+                assert status == 200, page
+                seen += [i["eventId"] for i in page["items"]]
+                if page["nextCursor"] is None:
+                    break
+                query = f"?limit=4&cursor={page['nextCursor']}"
+            assert seen == newest_first
+
+            items = await delivery_items(api, wid, "?limit=100")
+            by_id = {i["eventId"]: i for i in items}
+            assert (
+                by_id["ev04"]["attempts"] == 2 and by_id["ev03"]["attempts"] == 1
+            )  # stored twice, counted once
+            failed = await delivery_items(api, wid, "?status=failed")
+            assert [i["eventId"] for i in failed] == [e for e in newest_first if int(e[2:]) % 3 == 0]
+            assert {i["status"] for i in failed} == {"failed"} and failed[0]["lastStatusCode"] == 500
+            cancels = await delivery_items(api, wid, "?eventType=booking.cancel")
+            assert [i["eventId"] for i in cancels] == [e for e in newest_first if int(e[2:]) % 2 == 1]
+            since = datetime.fromtimestamp((start + 3_600_000) / 1000, UTC).isoformat()
+            until = datetime.fromtimestamp((start + 3_600_000 + 120_000) / 1000, UTC).isoformat()
+            window = await delivery_items(api, wid, f"?since={since}&until={until}".replace("+", "%2B"))
+            assert [i["eventId"] for i in window] == ["ev06", "ev05"]
+
+            for bad in ("?status=nope", "?limit=0", "?limit=x", "?cursor=garbage", "?since=yesterday"):
+                status, body, resp = await api.call("GET", api.path(f"/{wid}/delivery/list{bad}"))
+                assert status == 400 and resp.content_type == "application/problem+json", (bad, body)
+
+            # retention: with the clock two hours on, the oldest hour is past a 3.5-hour retention
+            removed = await store.prune(start + 5 * 3_600_000 + 1, retention_days=3.5 / 24)
+            assert removed == 5
+            left = await delivery_items(api, wid, "?limit=100")
+            assert [i["eventId"] for i in left] == newest_first[:10]
+            assert await store.attempts_of(f"{wid}:ev00") == []
+            assert await store.prune(start + 5 * 3_600_000 + 1, retention_days=3.5 / 24) == 0
+    finally:
+        await store.close()

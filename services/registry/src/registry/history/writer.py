@@ -99,15 +99,6 @@ class WriterMetrics:
         )
 
 
-class Batch:
-    """What one flush stores."""
-
-    def __init__(self, items: list[Inbound[Any]]) -> None:
-        self.items = items
-        self.attempts = [i.value for i in items if isinstance(i.value, AttemptRecord)]
-        self.dead = [i.value for i in items if isinstance(i.value, DeadLetter)]
-
-
 class HistoryWriter(BaseHandler[Any]):
     def __init__(
         self,
@@ -154,7 +145,10 @@ class HistoryWriter(BaseHandler[Any]):
                     continue
                 started = time.perf_counter()
                 try:
-                    await self.store_batch(Batch(items))
+                    await self.store_batch(
+                        [i.value for i in items if isinstance(i.value, AttemptRecord)],
+                        [i.value for i in items if isinstance(i.value, DeadLetter)],
+                    )
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:
@@ -167,13 +161,14 @@ class HistoryWriter(BaseHandler[Any]):
 
     # --- one batch ------------------------------------------------------------------------------------
 
-    async def store_batch(self, batch: Batch) -> None:
-        await self.store.insert_attempts([model.attempt_doc(a) for a in batch.attempts])
+    async def store_batch(self, attempts: list[AttemptRecord], dead: list[DeadLetter]) -> None:
+        """Store one batch; writing the same batch again changes nothing."""
+        await self.store.insert_attempts([model.attempt_doc(a) for a in attempts])
         by_delivery: dict[str, list[AttemptRecord]] = defaultdict(list)
-        for a in batch.attempts:
+        for a in attempts:
             by_delivery[model.delivery_id(a.webhook_id, a.event_id)].append(a)
         dead_by: dict[str, DeadLetter] = {}
-        for d in batch.dead:
+        for d in dead:
             dead_by[model.delivery_id(d.task.webhook_id, d.task.event_id)] = d
         ids = sorted(set(by_delivery) | set(dead_by))
         existing = await self.store.deliveries_by_id(ids)
@@ -185,9 +180,9 @@ class HistoryWriter(BaseHandler[Any]):
             if i not in existing:
                 new_hours.add((fields["webhook_id"], fields["hour"]))
         await self.store.write_deliveries(changes, new_hours)
-        self.metrics.records.labels("attempt").inc(len(batch.attempts))
-        self.metrics.records.labels("dead_letter").inc(len(batch.dead))
-        await self._streaks(batch.attempts)
+        self.metrics.records.labels("attempt").inc(len(attempts))
+        self.metrics.records.labels("dead_letter").inc(len(dead))
+        await self._streaks(attempts)
 
     async def _streaks(self, attempts: list[AttemptRecord]) -> None:
         """Fold each webhook's attempts into its failure streak; ask for a disable when it is long enough."""
