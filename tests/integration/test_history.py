@@ -216,6 +216,9 @@ async def test_sustained_failure_disables_the_webhook(
 
         record = await eventually(disabled, timeout=30, what="the webhook disabled")
         assert record["version"] == hook["version"] + 1
+        assert record["disabledReason"].startswith("every delivery attempt failed since"), record
+        status, enabled, _ = await api.call("PATCH", api.path(f"/{hook['id']}"), json={"enabled": True})
+        assert status == 200 and enabled["enabled"] is True and enabled["disabledReason"] is None, enabled
     assert len(receiver.requests("/down")) >= 4  # failing for 2 s at a 0.5 s retry pace
 
 

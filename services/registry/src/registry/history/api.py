@@ -22,6 +22,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from registry.auth import Principal, authorize
+from registry.errors import FieldError
 from registry.history import model
 from registry.history.schemas import (
     Accepted,
@@ -35,7 +36,7 @@ from registry.history.schemas import (
     WindowStats,
 )
 from registry.history.store import HistoryStore
-from registry.problems import FieldError, Problem, validation_problem
+from registry.problems import Problem, validation_problem
 from registry.validation import parse_model
 from webhooks_common.catalog import catalog, event_list_matches, is_known_type
 from webhooks_common.kafka import make_producer, start_client, stop_client
@@ -61,11 +62,15 @@ def _dt(ms: int | None) -> datetime | None:
     return None if ms is None else datetime.fromtimestamp(ms / 1000, UTC)
 
 
+def query_problem(name: str, reason: str) -> Problem:
+    return Problem(400, f"the query parameter `{name}` is invalid", [FieldError(name, reason)])
+
+
 def _ms(value: str, name: str) -> int:
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise validation_problem([FieldError(name, "must be an ISO 8601 date-time")]) from None
+        raise query_problem(name, "must be an ISO 8601 date-time") from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return int(parsed.timestamp() * 1000)
@@ -197,13 +202,13 @@ class HistoryApi:
         q = request.query
         status = q.get("status")
         if status is not None and status not in model.STATUSES:
-            raise validation_problem([FieldError("status", f"one of {', '.join(model.STATUSES)}")])
+            raise query_problem("status", f"one of {', '.join(model.STATUSES)}")
         try:
             limit = int(q.get("limit", DEFAULT_LIMIT))
         except ValueError:
             limit = 0
         if not 1 <= limit <= MAX_LIMIT:
-            raise validation_problem([FieldError("limit", f"an integer from 1 to {MAX_LIMIT}")])
+            raise query_problem("limit", f"an integer from 1 to {MAX_LIMIT}")
         since = _ms(q["since"], "since") if "since" in q else None
         until = _ms(q["until"], "until") if "until" in q else None
         cursor = None
@@ -211,7 +216,7 @@ class HistoryApi:
             try:
                 cursor = model.Cursor.decode(q["cursor"])
             except ValueError:
-                raise validation_problem([FieldError("cursor", "not a cursor of this list")]) from None
+                raise query_problem("cursor", "not a cursor of this list") from None
         webhook = await self._webhook(entity, request)
         hours = model.hours_to_scan(await self.store.webhook_hours(webhook["_id"]), since, until, cursor)
         items: list[Doc] = []

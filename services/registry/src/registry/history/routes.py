@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from registry import auth
 from registry.history.schemas import Accepted, DeliveryDetail, DeliveryPage, SampleEventBody, WebhookStats
+from webhooks_common import tokens
 
 if TYPE_CHECKING:
     from registry.routes import Route
@@ -30,7 +30,7 @@ def history_routes(route: type[Route], base: str) -> tuple[Route, ...]:
             "list_deliveries",
             "list-webhook-deliveries",
             "Deliveries, newest first",
-            auth.READ,
+            tokens.READ,
             None,
             DeliveryPage,
             query=LIST_QUERY,
@@ -41,7 +41,7 @@ def history_routes(route: type[Route], base: str) -> tuple[Route, ...]:
             "delivery",
             "show-webhook-delivery",
             "One delivery: the payload sent and every attempt",
-            auth.READ,
+            tokens.READ,
             None,
             DeliveryDetail,
         ),
@@ -51,7 +51,7 @@ def history_routes(route: type[Route], base: str) -> tuple[Route, ...]:
             "resend",
             "resend-webhook-delivery",
             "Send this delivery again (a new attempt chain, the same webhook-id)",
-            auth.WRITE,
+            tokens.WRITE,
             None,
             Accepted,
             202,
@@ -62,7 +62,7 @@ def history_routes(route: type[Route], base: str) -> tuple[Route, ...]:
             "send_test",
             "send-webhook-test-event",
             "Send a test event of a catalogue type",
-            auth.WRITE,
+            tokens.WRITE,
             SampleEventBody,
             Accepted,
             202,
@@ -74,7 +74,7 @@ def history_routes(route: type[Route], base: str) -> tuple[Route, ...]:
             "stats",
             "show-webhook-stats",
             "Attempts, success rate and durations of the last hour and day",
-            auth.READ,
+            tokens.READ,
             None,
             WebhookStats,
         ),
