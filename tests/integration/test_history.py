@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -48,7 +48,7 @@ async def stack(
     *,
     retry_schedule: str = "0,0.5,0.5",
     **over: Any,
-) -> AsyncIterator[Api]:
+) -> AsyncIterator[tuple[Api, WriterProcess]]:
     settings = make_settings(
         allow_http=True,
         allow_private_targets=True,
@@ -63,10 +63,10 @@ async def stack(
     )
     async with (
         registry_api(settings) as api,
-        WriterProcess(settings),
+        WriterProcess(settings) as writer,
         Deliverer(dsettings),
     ):
-        yield api
+        yield api, writer
 
 
 def task_for(hook: dict[str, Any], event_type: str = "booking.create") -> DeliveryTask:
@@ -115,7 +115,7 @@ async def test_history_shows_what_the_receiver_got_and_answered_then_resend_and_
     receiver: Receiver,
 ) -> None:
     receiver.script("/hook", [Reply(500, body=b"boom, try later")])  # then 204
-    async with stack(make_settings, servers, topics, group_id, secrets_key) as api:
+    async with stack(make_settings, servers, topics, group_id, secrets_key) as (api, writer):
         hook = await api.create(eventUrl=receiver.url("/hook"), eventList=["booking.created"])
         task = task_for(hook)
         await route(servers, topics, task)
@@ -183,10 +183,24 @@ async def test_history_shows_what_the_receiver_got_and_answered_then_resend_and_
         assert hour["successRate"] == 0.75 and hour["lastFailure"]["statusCode"] == 500
         assert stats["lastDay"]["attempts"] == 4
 
+        async def writer_metrics() -> str:
+            async with api.session.get(f"http://127.0.0.1:{writer.port}/metrics") as resp:
+                return await resp.text()
+
+        metrics = await eventually(
+            lambda: _with(writer_metrics(), "history_writer_lag_records 0.0"), what="the writer caught up"
+        )
+        assert 'history_writer_records_total{kind="attempt"} 4.0' in metrics
+
         # another entity's webhook does not exist for this caller
         other = Api(api.base, api.session, str(uuid.uuid4()))
         status, body, resp = await other.call("GET", other.path(f"/{hook['id']}/delivery/list"))
         assert status == 404 and resp.content_type == "application/problem+json"
+
+
+async def _with(text: Awaitable[str], part: str) -> str | None:
+    got = await text
+    return got if part in got else None
 
 
 async def test_sustained_failure_disables_the_webhook(
@@ -206,7 +220,7 @@ async def test_sustained_failure_disables_the_webhook(
         secrets_key,
         retry_schedule="0,0.5,0.5,0.5,0.5,0.5,0.5,0.5",
         history_auto_disable_after_s=2.0,
-    ) as api:
+    ) as (api, _writer):
         hook = await api.create(eventUrl=receiver.url("/down"), eventList=["booking.created"])
         await route(servers, topics, task_for(hook))
 
