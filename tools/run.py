@@ -29,11 +29,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLER_ENV = dict(os.environ)  # before the profile is applied: what the user set themselves
-SERVICES = ("registry", "router", "deliverer")
+SERVICES = ("registry", "router", "deliverer", "history")
 STOP_GRACE_S = float(os.environ.get("RUN_STOP_GRACE_S", "15"))
 READY_TIMEOUT_S = 120.0
-COLOURS = {"run": "1", "infra": "2", "registry": "36", "router": "35", "deliverer": "33"}
-DELIVERER_READY = re.compile(r"deliverer ready metrics_port=(\d+)")
+COLOURS = {"run": "1", "infra": "2", "registry": "36", "router": "35", "deliverer": "33", "history": "32"}
+DELIVERER_READY = re.compile(r"(?:deliverer|history writer) ready metrics_port=(\d+)")
 
 
 # --- pure decisions ---------------------------------------------------------------------------------
@@ -283,6 +283,11 @@ def choose_ports(env: dict[str, str], services: tuple[str, ...], *, defaults: bo
         env["DELIVERER_METRICS_PORT"] = value
         if why not in {"set", "default"}:
             say(f"deliverer metrics port: automatic ({why if defaults else 'extra instance'})")
+    if "history" in services:
+        value, why = port_choice(env.get("REGISTRY_HISTORY_PORT"), 9102, defaults and port_free(9102), "0")
+        env["REGISTRY_HISTORY_PORT"] = value
+        if why not in {"set", "default"}:
+            say(f"history writer port: automatic ({why if defaults else 'extra instance'})")
 
 
 def http_ok(url: str) -> bool:
@@ -301,6 +306,7 @@ async def wait_ready(children: dict[str, Child], env: Mapping[str, str], timeout
         "registry": lambda: http_ok(registry),
         "router": lambda: http_ok(router),
         "deliverer": lambda: "metrics_port" in children["deliverer"].notes,
+        "history": lambda: "metrics_port" in children["history"].notes,
     }
     pending = {n for n in children if n in checks}
     deadline = time.monotonic() + timeout
@@ -346,6 +352,8 @@ def banner(env: Mapping[str, str], elapsed: float) -> str:
 
 
 def service_argv(name: str) -> list[str]:
+    if name == "history":  # the registry's delivery-history writer, its own process
+        return [sys.executable, "-m", "registry", "history"]
     return [sys.executable, "-m", name]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import time
 import uuid
 from collections import defaultdict
@@ -342,5 +343,6 @@ async def serve_forever(settings: RegistrySettings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with WriterProcess(settings) as proc:
-        log.info("history writer serving health and metrics on port %s", proc.port)
+        # tools/run.py reads this line to know the writer is up and where its /metrics is
+        print(f"history writer ready metrics_port={proc.port}", file=sys.stderr, flush=True)
         await stop.wait()
