@@ -15,6 +15,8 @@ import orjson
 import pytest
 
 from deliverer.app import Deliverer
+from registry.history.jobs import JobRunner, new_job
+from registry.history.send import TaskSender
 from registry.history.store import HistoryStore
 from registry.history.writer import HistoryWriter, WriterProcess
 from registry.settings import RegistrySettings
@@ -23,7 +25,8 @@ from tests.integration import test_registry_helpers as helpers
 from tests.integration.test_deliverer_helpers import deliverer_settings
 from tests.integration.test_registry_helpers import Api, registry_api
 from tests.servers import Servers
-from tests.support.receiver import Receiver, Reply
+from tests.support.kafka import read_topic
+from tests.support.receiver import Received, Receiver, Reply
 from webhooks_common.kafka import make_producer, started
 from webhooks_common.models import DeliveryTask
 from webhooks_common.topics import Topics
@@ -69,9 +72,11 @@ async def stack(
         yield api, writer
 
 
-def task_for(hook: dict[str, Any], event_type: str = "booking.create") -> DeliveryTask:
+def task_for(
+    hook: dict[str, Any], event_type: str = "booking.create", event_id: str | None = None
+) -> DeliveryTask:
     """What the router writes for one event and this webhook."""
-    ev = f"ev-{uuid.uuid4().hex[:10]}"
+    ev = event_id or f"ev-{uuid.uuid4().hex[:10]}"
     entity = hook["ownerIdentifier"]
     event = {
         "id": ev,
@@ -323,4 +328,194 @@ async def test_list_pages_newest_first_filters_and_retention_on_the_real_store(
             assert await store.attempts_of(f"{wid}:ev00") == []
             assert await store.prune(start + 5 * 3_600_000 + 1, retention_days=3.5 / 24) == 0
     finally:
+        await store.close()
+
+
+async def _job_done(api: Api, hook_id: str, job_id: str) -> dict[str, Any] | None:
+    status, job, _ = await api.call("GET", api.path(f"/{hook_id}/job/{job_id}"))
+    assert status == 200, job
+    return job if job["state"] in ("succeeded", "failed") else None
+
+
+async def test_recover_resends_exactly_the_failed_ones_oldest_first_one_job_at_a_time(
+    make_settings: Callable[..., RegistrySettings],
+    servers: Servers,
+    topics: Topics,
+    group_id: str,
+    secrets_key: str,
+    receiver: Receiver,
+) -> None:
+    failing: set[str] = set()
+
+    def answer(req: Received) -> Reply:
+        return Reply(500) if orjson.loads(req.body)["id"] in failing else Reply(204)
+
+    receiver.always("/r", answer)
+    async with stack(
+        make_settings, servers, topics, group_id, secrets_key, retry_schedule="0", history_job_rate=4
+    ) as (api, _writer):
+        hook = await api.create(eventUrl=receiver.url("/r"), eventList=["booking.created"])
+        tasks = [task_for(hook) for _ in range(4)]
+        failing.update({tasks[0].event_id, tasks[2].event_id})
+        for t in tasks:  # one at a time: their creation order is their order in the history
+            await route(servers, topics, t)
+            await eventually(lambda t=t: [r for r in receiver.requests("/r") if r.webhook_id == t.task_id])
+
+        async def statuses() -> dict[str, str] | None:
+            items = {i["eventId"]: i["status"] for i in await delivery_items(api, hook["id"])}
+            return items if len(items) == 4 and "failed" not in items.values() else None
+
+        got = await eventually(statuses, what="two dead, two succeeded")
+        assert sorted(got.values()) == ["dead", "dead", "succeeded", "succeeded"]
+        failing.clear()
+        before = len(receiver.requests("/r"))
+
+        since = datetime.fromtimestamp(time.time() - 600, UTC).isoformat()
+        status, job, _ = await api.call("POST", api.path(f"/{hook['id']}/recover"), json={"since": since})
+        assert status == 202 and job["state"] == "queued" and job["kind"] == "recover", job
+        status, body, _ = await api.call("POST", api.path(f"/{hook['id']}/replay"), json={"since": since})
+        assert status == 409 and job["jobId"] in body["detail"], body
+
+        done = await eventually(lambda: _job_done(api, hook["id"], job["jobId"]), what="the recover job")
+        assert done["state"] == "succeeded" and done["counts"] == {"considered": 2, "sent": 2, "skipped": 0}
+        await eventually(lambda: len(receiver.requests("/r")) >= before + 2, what="two resends")
+        again = [r.webhook_id for r in receiver.requests("/r")[before:]]
+        assert again == [tasks[0].task_id, tasks[2].task_id]  # exactly the failed ones, oldest first
+
+        async def all_succeeded() -> bool:
+            items = await delivery_items(api, hook["id"])
+            return {i["status"] for i in items} == {"succeeded"}
+
+        await eventually(all_succeeded, what="every delivery succeeded")
+        # the lock is gone with the job: another may start
+        status, body, _ = await api.call("POST", api.path(f"/{hook['id']}/recover"), json={"since": since})
+        assert status == 202, body
+        done = await eventually(lambda: _job_done(api, hook["id"], body["jobId"]), what="an empty recover")
+        assert done["counts"]["sent"] == 0
+    assert len(receiver.requests("/r")) == before + 2
+
+
+def input_event(entity: str, event_type: str = "booking.create") -> tuple[str, bytes]:
+    ev = f"in-{uuid.uuid4().hex[:10]}"
+    value = orjson.dumps(
+        {
+            "id": ev,
+            "type": event_type,
+            "occurredAt": "2026-11-30T19:00:00Z",
+            "entityId": entity,
+            "data": {"n": 1},
+        }
+    )
+    return ev, value
+
+
+async def test_replay_sends_what_came_before_the_webhook_and_while_disabled_and_nothing_twice(
+    make_settings: Callable[..., RegistrySettings],
+    servers: Servers,
+    topics: Topics,
+    group_id: str,
+    secrets_key: str,
+    receiver: Receiver,
+) -> None:
+    entity = str(uuid.uuid4())
+    t0 = time.time()
+
+    async def publish(*events: tuple[str, bytes], entity_key: str = entity) -> None:
+        async with started(make_producer(servers.kafka)) as producer:
+            for _, value in events:
+                await producer.send_and_wait(topics.wink_events, value, key=entity_key.encode())
+
+    before = [input_event(entity), input_event(entity)]
+    await publish(*before)  # no webhook yet
+    async with stack(make_settings, servers, topics, group_id, secrets_key) as (any_api, _writer):
+        api = Api(any_api.base, any_api.session, entity)  # a token for this entity
+        hook = await api.create(eventUrl=receiver.url("/p"), eventList=["booking.created"])
+        live_id, live_value = input_event(entity)
+        await publish((live_id, live_value))
+        await route(servers, topics, task_for(hook, event_id=live_id))  # what the router made of it
+        await eventually(lambda: receiver.requests("/p"), what="the live delivery")
+
+        async def live_recorded() -> bool:
+            return [i["eventId"] for i in await delivery_items(api, hook["id"])] == [live_id]
+
+        await eventually(live_recorded, what="the live delivery in the history")
+        status, off, _ = await api.call("PATCH", api.path(f"/{hook['id']}"), json={"enabled": False})
+        assert status == 200 and off["enabled"] is False
+        while_off = [input_event(entity)]
+        other_type = input_event(entity, "managing_entity.created")
+        other_entity = input_event("someone-else")
+        await publish(*while_off, other_type)
+        await publish(other_entity, entity_key="someone-else")
+        status, on, _ = await api.call("PATCH", api.path(f"/{hook['id']}"), json={"enabled": True})
+        assert status == 200 and on["enabled"] is True
+
+        since = datetime.fromtimestamp(t0 - 5, UTC).isoformat()
+        status, job, _ = await api.call("POST", api.path(f"/{hook['id']}/replay"), json={"since": since})
+        assert status == 202, job
+        done = await eventually(lambda: _job_done(api, hook["id"], job["jobId"]), what="the replay job")
+        assert done["state"] == "succeeded", done
+        assert done["counts"] == {"considered": 4, "sent": 3, "skipped": 1}
+        assert done["missing"] is None
+        want = {ev for ev, _ in before + while_off}
+        await eventually(lambda: len(receiver.requests("/p")) >= 4, what="three replayed events")
+
+        async def recorded() -> bool:
+            items = await delivery_items(api, hook["id"])
+            return len(items) == 4 and {i["status"] for i in items} == {"succeeded"}
+
+        await eventually(recorded, what="the replayed deliveries in the history")
+    ids = [orjson.loads(r.body)["id"] for r in receiver.requests("/p")]
+    assert sorted(ids) == sorted([live_id, *want])  # each once: the live one not again, no other type/entity
+    first = orjson.loads(next(r.body for r in receiver.requests("/p") if orjson.loads(r.body)["id"] in want))
+    assert first["timestamp"] == "2026-11-30T19:00:00Z" and first["data"] == {"n": 1}
+
+
+async def test_a_job_whose_runner_died_resumes_after_what_it_had_done(
+    make_settings: Callable[..., RegistrySettings], servers: Servers, topics: Topics
+) -> None:
+    settings = make_settings(history_auto_disable_after_s=0)
+    store = HistoryStore(settings.mongo_url, settings.database)
+    await store.ensure_indexes()
+    writer = HistoryWriter(settings, store, cast(Any, None))
+    sender = TaskSender(servers.kafka, topics.deliveries)
+    webhook = {
+        "_id": "w1",
+        "entity_id": "ent",
+        "enabled": True,
+        "version": 3,
+        "event_url": "https://x.example/h",
+    }
+
+    async def get_webhook(entity: str, wid: str) -> dict[str, Any] | None:
+        return webhook if (entity, wid) == ("ent", "w1") else None
+
+    runner = JobRunner(store, sender, get_webhook, topics, servers.kafka, rate=1000)
+    try:
+        now = int(time.time() * 1000)
+        dead = [attempt("w1", "ent", f"ev{i}", 1, now - 60_000 + i, "dead", 500) for i in range(3)]
+        await writer.store_batch(dead, [])
+        job = new_job("j1", "recover", webhook, now - 120_000, now, now - 30_000)
+        # it was running, sent ev0, checkpointed, and its process died (no heartbeat for 30 s)
+        job.update(state="running", heartbeat_ms=now - 30_000, progress=[now - 60_000, "w1:ev0"])
+        job["counts"].update(considered=1, sent=1)
+        assert await store.create_job(job) is None
+        assert (await store.create_job(new_job("j2", "replay", webhook, 0, now, now)) or {}).get(
+            "_id"
+        ) == "j1"
+
+        await runner.run_due()
+        done = await store.job("w1", "j1")
+        assert done is not None and done["state"] == "succeeded", done
+        assert done["counts"] == {"considered": 3, "sent": 3, "skipped": 0}
+        recs = await read_topic(servers.kafka, topics.deliveries, until=lambda r: len(r) >= 2, timeout=5)
+        sent = [DeliveryTask.from_bytes(r.value) for r in recs]
+        assert [(t.event_id, t.task_id, t.webhook_version, t.url) for t in sent] == [
+            ("ev1", "ev1:w1", 3, "https://x.example/h"),
+            ("ev2", "ev2:w1", 3, "https://x.example/h"),
+        ]
+        assert (
+            await store.create_job(new_job("j3", "replay", webhook, 0, now, now))
+        ) is None  # lock released
+    finally:
+        await sender.close()
         await store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import msgspec
+import orjson
 import pytest
 
 from deliverer import records
@@ -136,3 +137,20 @@ def test_the_payload_rides_on_the_first_attempt_record_of_a_chain_only() -> None
     assert msgspec.json.decode(rec2, type=AttemptRecord).body is None
     too_big = records.attempt_record(task, url="u", outcome="retry", at_ms=T0, body_max_bytes=3)
     assert msgspec.json.decode(too_big, type=AttemptRecord).body is None
+
+
+@pytest.mark.parametrize(
+    "occurred", ["2026-11-30T19:00:00Z", "2026-11-30T21:00:00.250+02:00", "2026-11-30T19:00:00.123456"]
+)
+def test_a_replayed_event_has_the_body_the_router_renders(occurred: str) -> None:
+    from registry.history.jobs import render_body as replay_body
+    from router.parsing import ParsedEvent, parse_event
+    from router.render import render_body
+    from webhooks_common.models import InputEvent
+
+    raw = orjson.dumps(
+        {"id": "e1", "type": "booking.create", "occurredAt": occurred, "entityId": "ent", "data": {"a": [1]}}
+    )
+    parsed = parse_event(b"ent", raw)
+    assert isinstance(parsed, ParsedEvent)
+    assert replay_body(InputEvent.from_bytes(raw)) == render_body(parsed)

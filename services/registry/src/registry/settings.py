@@ -72,6 +72,10 @@ class RegistrySettings(CommonSettings):
         ge=0,
         description="Disable a webhook whose every attempt failed for this long (0: never).",
     )
+    history_job_rate: float = Field(
+        100, gt=0, description="Most delivery tasks per second a recover or replay job writes."
+    )
+    history_job_poll_s: float = Field(1.0, gt=0, description="How often the history process looks for jobs.")
     jwt_secret: str | None = Field(
         None,
         validation_alias=AliasChoices("AUTH_JWT_SECRET", "jwt_secret"),

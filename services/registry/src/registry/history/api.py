@@ -8,7 +8,6 @@ sends it like any other: signed, retried, recorded), keyed by URL as the router 
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import time
@@ -19,11 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
-from aiokafka import AIOKafkaProducer
 
 from registry.auth import Principal, authorize
 from registry.errors import FieldError
+from registry.handlers import read_json
 from registry.history import model
+from registry.history.jobs import new_job
 from registry.history.schemas import (
     Accepted,
     AttemptView,
@@ -31,16 +31,20 @@ from registry.history.schemas import (
     DeliveryItem,
     DeliveryPage,
     Failure,
+    JobBody,
+    JobCounts,
+    JobView,
     SampleEventBody,
     WebhookStats,
+    Window,
     WindowStats,
 )
+from registry.history.send import TaskSender, delivery_task
 from registry.history.store import HistoryStore
 from registry.problems import Problem, validation_problem
 from registry.validation import parse_model
 from webhooks_common.catalog import catalog, event_list_matches, is_known_type
-from webhooks_common.kafka import make_producer, start_client, stop_client
-from webhooks_common.wire import DeliveryTask, encode
+from webhooks_common.wire import DeliveryTask
 
 if TYPE_CHECKING:
     from registry.app import Runtime
@@ -153,13 +157,11 @@ class HistoryApi:
         self.rt = rt
         s = rt.settings
         self.store = HistoryStore(s.mongo_url, s.database, s.mongo_timeout_ms)
-        self._producer: AIOKafkaProducer | None = None
-        self._producer_lock = asyncio.Lock()
+        self.sender = TaskSender(s.kafka_bootstrap_servers, rt.topics.deliveries)
 
     async def lifespan(self, app: web.Application) -> AsyncIterator[None]:
         yield
-        if self._producer is not None:
-            await stop_client(self._producer)
+        await self.sender.close()
         await self.store.close()
 
     def guarded(self, route: Route) -> Handler:
@@ -182,16 +184,8 @@ class HistoryApi:
         return doc
 
     async def _send(self, task: DeliveryTask) -> None:
-        async with self._producer_lock:
-            if self._producer is None:
-                producer = make_producer(self.rt.settings.kafka_bootstrap_servers)
-                try:
-                    await start_client(producer)
-                except Exception:
-                    raise Problem(503, "Kafka is unreachable: try again shortly") from None
-                self._producer = producer
         try:
-            await self._producer.send_and_wait(self.rt.topics.deliveries, encode(task), key=task.url.encode())
+            await self.sender.send(task)
         except Exception:
             log.exception("could not write a delivery task")
             raise Problem(503, "Kafka did not accept the delivery: try again shortly") from None
@@ -280,15 +274,13 @@ class HistoryApi:
             raise Problem(409, "the webhook is disabled: enable it before sending to it")
         now = int(time.time() * 1000)
         await self.store.mark_requested(doc["_id"], now)
-        await self._send(self._task(webhook, doc["event_id"], doc["event_type"], doc["payload"], now))
+        await self._send(delivery_task(webhook, doc["event_id"], doc["event_type"], doc["payload"], now))
         return _response(Accepted(event_id=doc["event_id"]), 202)
 
     async def send_test(self, request: web.Request, who: Principal, entity: str) -> web.Response:
         webhook = await self._webhook(entity, request)
         asked: str | None = None
         if request.can_read_body:
-            from registry.handlers import read_json
-
             raw = await read_json(request, self.rt.settings.max_body_bytes)
             asked = parse_model(SampleEventBody, raw).event_type
         event_type = sample_type(list(webhook.get("event_list") or []), asked)
@@ -315,7 +307,7 @@ class HistoryApi:
                 "test": True,
             }
         )
-        await self._send(self._task(webhook, event_id, event_type, body, now_ms))
+        await self._send(delivery_task(webhook, event_id, event_type, body, now_ms))
         return _response(Accepted(event_id=event_id), 202)
 
     async def stats(self, request: web.Request, who: Principal, entity: str) -> web.Response:
@@ -328,17 +320,64 @@ class HistoryApi:
         )
         return _response(stats)
 
-    def _task(self, webhook: Doc, event_id: str, event_type: str, body: str, now_ms: int) -> DeliveryTask:
-        wid = webhook["_id"]
-        return DeliveryTask(
-            # the router's task id: the receiver sees the same `webhook-id` as the first time
-            task_id=f"{event_id}:{wid}",
-            event_id=event_id,
-            event_type=event_type,
-            entity_id=webhook["entity_id"],
-            webhook_id=wid,
-            webhook_version=int(webhook["version"]),
-            url=webhook["event_url"],
-            body=body,
-            entered_at_ms=now_ms,
-        )
+    # --- jobs ---------------------------------------------------------------------------------------
+
+    async def recover(self, request: web.Request, who: Principal, entity: str) -> web.Response:
+        return await self._start_job(request, entity, "recover")
+
+    async def replay(self, request: web.Request, who: Principal, entity: str) -> web.Response:
+        return await self._start_job(request, entity, "replay")
+
+    async def _start_job(self, request: web.Request, entity: str, kind: str) -> web.Response:
+        webhook = await self._webhook(entity, request)
+        body = parse_model(JobBody, await read_json(request, self.rt.settings.max_body_bytes))
+        now = int(time.time() * 1000)
+        since = _aware_ms(body.since)
+        until = min(now, _aware_ms(body.until)) if body.until is not None else now
+        if since >= until:
+            raise validation_problem([FieldError("since", "must be before `until` (and before now)")])
+        if not webhook["enabled"]:
+            raise Problem(409, "the webhook is disabled: enable it before sending to it")
+        job = new_job(uuid.uuid4().hex, kind, webhook, since, until, now)
+        holder = await self.store.create_job(job)
+        if holder is not None:
+            raise Problem(
+                409, f"job {holder['_id']} of this webhook is still {holder['state']}: one at a time"
+            )
+        return _response(job_view(job), 202)
+
+    async def job(self, request: web.Request, who: Principal, entity: str) -> web.Response:
+        webhook = await self._webhook(entity, request)
+        job = await self.store.job(webhook["_id"], request.match_info["jobId"])
+        if job is None:
+            raise Problem(404, "no such job for this webhook")
+        return _response(job_view(job))
+
+
+def _aware_ms(value: datetime) -> int:
+    return int((value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+def job_view(job: Doc) -> JobView:
+    missing = job.get("missing")
+    return JobView(
+        job_id=job["_id"],
+        kind=job["kind"],
+        state=job["state"],
+        since=_dt(job["since_ms"]) or datetime.now(UTC),
+        until=_dt(job["until_ms"]) or datetime.now(UTC),
+        counts=JobCounts(**job["counts"]),
+        missing=_window(missing),
+        error=job.get("error"),
+        created_at=_dt(job["created_ms"]) or datetime.now(UTC),
+        finished_at=_dt(job.get("finished_ms")),
+    )
+
+
+def _window(missing: Doc | None) -> Window | None:
+    if not missing:
+        return None
+    return Window(
+        since=datetime.fromtimestamp(missing["since_ms"] / 1000, UTC),
+        until=datetime.fromtimestamp(missing["until_ms"] / 1000, UTC),
+    )

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from registry.history.schemas import Accepted, DeliveryDetail, DeliveryPage, SampleEventBody, WebhookStats
+from registry.history.schemas import (
+    Accepted,
+    DeliveryDetail,
+    DeliveryPage,
+    JobBody,
+    JobView,
+    SampleEventBody,
+    WebhookStats,
+)
 from webhooks_common import tokens
 
 if TYPE_CHECKING:
@@ -77,5 +85,37 @@ def history_routes(route: type[Route], base: str) -> tuple[Route, ...]:
             tokens.READ,
             None,
             WebhookStats,
+        ),
+        route(
+            "POST",
+            f"{one}/recover",
+            "recover",
+            "recover-webhook-deliveries",
+            "Re-send, oldest first, every delivery of the window whose last attempt failed or died (a job)",
+            tokens.WRITE,
+            JobBody,
+            JobView,
+            202,
+        ),
+        route(
+            "POST",
+            f"{one}/replay",
+            "replay",
+            "replay-webhook-events",
+            "Send every event of the window that matches the webhook now and it has not received (a job)",
+            tokens.WRITE,
+            JobBody,
+            JobView,
+            202,
+        ),
+        route(
+            "GET",
+            f"{one}/job/{{jobId}}",
+            "job",
+            "show-webhook-job",
+            "State and counts of a recover or replay job",
+            tokens.READ,
+            None,
+            JobView,
         ),
     )

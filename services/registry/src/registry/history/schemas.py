@@ -96,3 +96,36 @@ class WindowStats(_Api):
 class WebhookStats(_Api):
     last_hour: WindowStats = Field(alias="lastHour")
     last_day: WindowStats = Field(alias="lastDay")
+
+
+class JobBody(_Api):
+    since: datetime = Field(description="Start of the window (ISO 8601).")
+    until: datetime | None = Field(None, description="End of the window, exclusive (default: now).")
+
+
+class JobCounts(_Api):
+    considered: int = Field(description="Deliveries (recover) or matching events (replay) looked at.")
+    sent: int
+    skipped: int = Field(
+        description="Already delivered, in flight or asked for (replay); no payload (recover)."
+    )
+
+
+class Window(_Api):
+    since: datetime
+    until: datetime
+
+
+class JobView(_Api):
+    job_id: str = Field(alias="jobId")
+    kind: Literal["recover", "replay"]
+    state: Literal["queued", "running", "succeeded", "failed"]
+    since: datetime
+    until: datetime
+    counts: JobCounts
+    missing: Window | None = Field(
+        None, description="The part of the window Kafka no longer holds (replay), when there is one."
+    )
+    error: str | None = None
+    created_at: datetime = Field(alias="createdAt")
+    finished_at: datetime | None = Field(None, alias="finishedAt")

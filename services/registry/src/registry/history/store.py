@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, UpdateOne
-from pymongo.errors import BulkWriteError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from registry.history.model import Cursor, Doc, Streak, before_cursor, hour_of, hour_start_ms
 
@@ -35,6 +35,8 @@ class HistoryStore:
         self.hours = db["delivery_hours"]
         self.health = db["webhook_health"]
         self.meta = db["history_meta"]
+        self.jobs = db["history_jobs"]
+        self.job_locks = db["history_job_locks"]  # `_id` = webhook id: one job per webhook at a time
 
     async def ensure_indexes(self) -> None:
         # Locally each indexed field also gets a GIN twin (tools/localpg.py): equality on any of them is
@@ -50,6 +52,7 @@ class HistoryStore:
         await self.attempts.create_index([("hour", ASCENDING)])
         await self.hours.create_index([("webhook_id", ASCENDING)])
         await self.hours.create_index([("hour", ASCENDING)])
+        await self.jobs.create_index([("state", ASCENDING)])
 
     async def close(self) -> None:
         await self.client.close()
@@ -197,3 +200,48 @@ class HistoryStore:
             t += 3_600_000
             await self.meta.replace_one({"_id": RETENTION_META}, {"pruned_until": hour_of(t)}, upsert=True)
         return removed
+
+    # --- jobs ---------------------------------------------------------------------------------------
+
+    async def create_job(self, job: Doc) -> Doc | None:
+        """Store a queued job unless its webhook has one not finished: then that one (the caller answers 409).
+
+        The lock is an insert with a unique `_id`, the one atomic conditional write FerretDB has."""
+        wid = job["webhook_id"]
+        for _ in range(3):
+            try:
+                await self.job_locks.insert_one({"_id": wid, "job_id": job["_id"]})
+                break
+            except DuplicateKeyError:
+                lock = await self.job_locks.find_one({"_id": wid})
+                if lock is None:
+                    continue  # released meanwhile
+                holder = await self.jobs.find_one({"_id": lock["job_id"]})
+                if holder is not None and holder["state"] in ("queued", "running"):
+                    return holder
+                # its job finished (or was never stored: the API died in between): a stale lock
+                await self.job_locks.delete_one({"_id": wid, "job_id": lock["job_id"]})
+        else:
+            raise RuntimeError("could not take the job lock")
+        await self.jobs.insert_one(job)
+        return None
+
+    async def job(self, webhook_id: str, job_id: str) -> Doc | None:
+        return await self.jobs.find_one({"_id": job_id, "webhook_id": webhook_id})
+
+    async def jobs_in(self, state: str) -> list[Doc]:
+        return [d async for d in self.jobs.find({"state": state})]
+
+    async def update_job(self, job_id: str, fields: Doc) -> None:
+        await self.jobs.update_one({"_id": job_id}, {"$set": fields})
+
+    async def release_job(self, webhook_id: str, job_id: str) -> None:
+        await self.job_locks.delete_one({"_id": webhook_id, "job_id": job_id})
+
+    async def deliveries_with_status(self, webhook_id: str, hour: str, status: str) -> list[Doc]:
+        query = {"webhook_id": webhook_id, "hour": hour, "status": status}
+        return [d async for d in self.deliveries.find(query, {"attempt_ids": 0})]
+
+    async def delivery_status(self, delivery_id: str) -> str | None:
+        doc = await self.deliveries.find_one({"_id": delivery_id}, {"status": 1})
+        return None if doc is None else str(doc.get("status"))

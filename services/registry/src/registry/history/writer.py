@@ -34,8 +34,11 @@ from prometheus_client import (
 )
 
 from registry.history import model
+from registry.history.jobs import JobRunner
+from registry.history.send import TaskSender
 from registry.history.store import HistoryStore
 from registry.settings import RegistrySettings
+from registry.store import MongoStore
 from webhooks_common.consumer import (
     BaseHandler,
     ConsumerRuntime,
@@ -296,13 +299,26 @@ async def ensure_indexes(store: HistoryStore) -> None:
 
 
 class WriterProcess:
-    """Everything `python -m registry history` runs: the writer, retention, /healthz /readyz /metrics."""
+    """Everything `python -m registry history` runs: the writer, retention, the recover/replay jobs and
+    /healthz /readyz /metrics."""
 
     def __init__(self, settings: RegistrySettings) -> None:
         self.s = settings
         self.store = HistoryStore(settings.mongo_url, settings.database, settings.mongo_timeout_ms)
         self.producer = make_producer(settings.kafka_bootstrap_servers)
         self.writer = HistoryWriter(settings, self.store, self.producer)
+        topics = Topics(settings.topic_prefix)
+        self.webhooks = MongoStore(settings.mongo_url, settings.database, settings.mongo_timeout_ms)
+        self.sender = TaskSender(settings.kafka_bootstrap_servers, topics.deliveries)
+        self.jobs = JobRunner(
+            self.store,
+            self.sender,
+            self.webhooks.get,
+            topics,
+            settings.kafka_bootstrap_servers,
+            rate=settings.history_job_rate,
+            poll_s=settings.history_job_poll_s,
+        )
         self.port: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._runner: web.AppRunner | None = None
@@ -322,6 +338,7 @@ class WriterProcess:
         self._tasks = [
             asyncio.create_task(self.writer.run(), name="history-writer"),
             asyncio.create_task(prune_loop(self.store, self.s), name="history-retention"),
+            asyncio.create_task(self.jobs.run(), name="history-jobs"),
         ]
         return self
 
@@ -332,7 +349,9 @@ class WriterProcess:
         if self._runner is not None:
             await self._runner.cleanup()
         await stop_client(self.producer)
+        await self.sender.close()
         await self.store.close()
+        await self.webhooks.close()
 
 
 async def serve_forever(settings: RegistrySettings) -> None:
