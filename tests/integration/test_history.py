@@ -4,6 +4,8 @@ becoming a task) is played by writing the task it would write."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -13,6 +15,7 @@ from typing import Any, cast
 
 import orjson
 import pytest
+from click.testing import CliRunner
 
 from deliverer.app import Deliverer
 from registry.history.jobs import JobRunner, new_job
@@ -27,6 +30,7 @@ from tests.integration.test_registry_helpers import Api, registry_api
 from tests.servers import Servers
 from tests.support.kafka import read_topic
 from tests.support.receiver import Received, Receiver, Reply
+from webhooks_cli.main import cli
 from webhooks_common.kafka import make_producer, started
 from webhooks_common.models import DeliveryTask
 from webhooks_common.topics import Topics
@@ -196,6 +200,19 @@ async def test_history_shows_what_the_receiver_got_and_answered_then_resend_and_
             lambda: _with(writer_metrics(), "history_writer_lag_records 0.0"), what="the writer caught up"
         )
         assert 'history_writer_records_total{kind="attempt"} 4.0' in metrics
+
+        # the same through whctl (blocking HTTP: in a thread, the API runs on this loop)
+        def whctl(*args: str) -> Any:
+            opts = ("--entity", api.entity, "--api", api.base, "--token", api.token)
+            result = CliRunner().invoke(cli, ["--json", "webhooks", *args, *opts])
+            assert result.exit_code == 0, result.output
+            return json.loads(result.output)
+
+        page = await asyncio.to_thread(whctl, "deliveries", hook["id"], "--status", "succeeded")
+        assert [i["eventId"] for i in page["items"]] == [test_id, task.event_id]
+        detail = await asyncio.to_thread(whctl, "delivery", hook["id"], task.event_id)
+        assert len(detail["attempts"]) == 3
+        assert (await asyncio.to_thread(whctl, "stats", hook["id"]))["lastDay"]["attempts"] == 4
 
         # another entity's webhook does not exist for this caller
         other = Api(api.base, api.session, str(uuid.uuid4()))
