@@ -45,7 +45,8 @@ def test_merge_is_idempotent_and_order_free() -> None:
 def test_a_resent_chain_counts_as_new_attempts_and_a_request_is_pending_until_its_attempt() -> None:
     first = model.merge_delivery(None, [rec(1, T0, "success", 200)])
     asked = {**first, "requested_ms": T0 + 5000}
-    assert model.merge_delivery(asked, [])["status"] == "pending"
+    # an attempt older than the request (the first one, read again) leaves it pending
+    assert model.merge_delivery(asked, [rec(1, T0, "success", 200)])["status"] == "pending"
     later = model.merge_delivery(asked, [rec(1, T0 + 6000, "retry", 502)])
     assert (later["attempts"], later["status"]) == (2, "failed")
 
@@ -154,3 +155,14 @@ def test_a_replayed_event_has_the_body_the_router_renders(occurred: str) -> None
     parsed = parse_event(b"ent", raw)
     assert isinstance(parsed, ParsedEvent)
     assert replay_body(InputEvent.from_bytes(raw)) == render_body(parsed)
+
+
+def test_a_dead_letter_for_a_known_delivery_touches_only_its_reason_and_payload() -> None:
+    task = DeliveryTask(
+        task_id="e1:w1", event_id="e1", event_type="t", entity_id="ent", webhook_id="w1",
+        webhook_version=1, url="https://x", body='{"a":1}', entered_at_ms=T0,
+    )  # fmt: skip
+    known = {**model.merge_delivery(None, [rec(1, T0, "retry", 500)]), "_id": "w1:e1"}
+    fields = model.merge_delivery(known, [], DeadLetter(task=task, reason="gave up", dead_at_ms=T0 + 9))
+    # another writer may have added attempts meanwhile: their summary is not overwritten from this read
+    assert fields == {"dead_reason": "gave up", "payload": '{"a":1}'}

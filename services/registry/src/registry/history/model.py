@@ -120,6 +120,15 @@ def merge_delivery(
         base: Doc = {}
     else:
         base = existing
+        if not attempts:
+            # a dead letter for a known delivery adds only what it knows: its attempts' summary belongs to
+            # the writer of `webhooks.attempts` (a dead letter may be read by another writer process)
+            only: Doc = {}
+            if dead is not None:
+                only["dead_reason"] = dead.reason
+                if base.get("payload") is None:
+                    only["payload"] = dead.task.body
+            return only
     ids = list(base.get("attempt_ids", []))
     seen = set(ids)
     last = base.get("last")
