@@ -16,6 +16,7 @@ from typing import Any, cast
 import orjson
 import pytest
 from click.testing import CliRunner
+from pymongo import monitoring
 
 from deliverer.app import Deliverer
 from registry.history.jobs import JobRunner, new_job
@@ -535,4 +536,45 @@ async def test_a_job_whose_runner_died_resumes_after_what_it_had_done(
         ) is None  # lock released
     finally:
         await sender.close()
+        await store.close()
+
+
+class UpdateSizes(monitoring.CommandListener):
+    """The number of statements of every `update` command sent."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command_name == "update":
+            self.sizes.append(len(event.command.get("updates", [])))
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_the_writer_never_sends_a_bulk_update_which_freezes_ferretdb(
+    make_settings: Callable[..., RegistrySettings],
+) -> None:
+    """FerretDB v1.24 on PostgreSQL stops answering every client on an `update` command of ~50 statements
+    (45 pass, 50 hang): the writer updates known deliveries one command each. Checked at 30 deliveries, below
+    the freezing size, so that this test fails without freezing the shared server."""
+    settings = make_settings(history_auto_disable_after_s=0)
+    sizes = UpdateSizes()
+    store = HistoryStore(settings.mongo_url, settings.database, listeners=[sizes])
+    await store.ensure_indexes()
+    writer = HistoryWriter(settings, store, cast(Any, None))
+    try:
+        now = int(time.time() * 1000)
+        first = [attempt("w1", "ent", f"ev{i}", 1, now + i, "retry", 503) for i in range(30)]
+        second = [attempt("w1", "ent", f"ev{i}", 2, now + 1000 + i, "success", 200) for i in range(30)]
+        await writer.store_batch(first, [])
+        await writer.store_batch(second, [])
+        docs = [await store.delivery("w1", f"ev{i}") for i in range(30)]
+        assert all(d is not None and (d["attempts"], d["status"]) == (2, "succeeded") for d in docs)
+        assert sizes.sizes and max(sizes.sizes) == 1, sizes.sizes
+    finally:
         await store.close()

@@ -183,7 +183,13 @@ class HistoryWriter(BaseHandler[Any]):
             changes[i] = fields
             if i not in existing:
                 new_hours.add((fields["webhook_id"], fields["hour"]))
-        await self.store.write_deliveries(changes, new_hours)
+        raced = await self.store.write_deliveries(changes, set(existing), new_hours)
+        if raced:  # created meanwhile (a test event, another writer): merge into what is there now
+            again = await self.store.deliveries_by_id(sorted(raced))
+            fixes = {
+                i: model.merge_delivery(again.get(i), by_delivery.get(i, []), dead_by.get(i)) for i in raced
+            }
+            await self.store.write_deliveries(fixes, set(again), set())
         self.metrics.records.labels("attempt").inc(len(attempts))
         self.metrics.records.labels("dead_letter").inc(len(dead))
         await self._streaks(attempts)
