@@ -23,6 +23,7 @@ COPY pyproject.toml uv.lock ./
 # list equal to [tool.uv.workspace] members).
 COPY libs/common/pyproject.toml libs/common/pyproject.toml
 COPY libs/cli/pyproject.toml libs/cli/pyproject.toml
+COPY libs/devtools/pyproject.toml libs/devtools/pyproject.toml
 COPY services/registry/pyproject.toml services/registry/pyproject.toml
 COPY services/router/pyproject.toml services/router/pyproject.toml
 COPY services/deliverer/pyproject.toml services/deliverer/pyproject.toml

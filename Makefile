@@ -86,18 +86,18 @@ bench: infra-up
 	  $(PY) bench/deliverer_bench.py --tasks 8000; \
 	fi
 
-# Fault tolerance (tools/chaos.py, about 9 minutes, bounded): on a private Kafka + FerretDB pair (the shared
+# Fault tolerance (tools/chaos, about 9 minutes, bounded): on a private Kafka + FerretDB pair (the shared
 # servers are never touched), 200 webhooks and 20,000 events while deliverers, routers, the broker, the
 # database and 10% of receivers fail in turn; then the 100,000-record bad-input soak. Report: bench/CHAOS.md,
 # raw figures: bench/results/chaos.json and soak.json. Fails when anything is lost or does not recover.
 # CHAOS_ARGS passes options (e.g. CHAOS_ARGS="--events 2000 --rate 20" for a quick look).
 .PHONY: soak
 chaos: sync
-	$(PY) tools/chaos.py all $(CHAOS_ARGS)
+	$(PY) -m tools.chaos all $(CHAOS_ARGS)
 
 # The bad-input soak alone (about 2 minutes).
 soak: sync
-	$(PY) tools/chaos.py soak $(CHAOS_ARGS)
+	$(PY) -m tools.chaos soak $(CHAOS_ARGS)
 
 clean:
 	rm -rf .venv .pytest_cache .mypy_cache .ruff_cache

@@ -9,18 +9,18 @@ delivery path, so the bench leaves them out.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 
 from webhooks_common.kafka import ensure_topics, make_producer
 from webhooks_common.models import SigningSecret, WebhookConfig
 from webhooks_common.secrets import SecretBox, generate_secret
 from webhooks_common.topics import Topics, topic_specs
+from webhooks_devtools.topic_tap import TopicTap
 
 BODY_BYTES = 515  # size of the JSON body an integrator receives (and of the ceiling client's payload)
 EVENT_TYPE = "booking.create"
@@ -166,49 +166,23 @@ class EventWriter:
         return sent
 
 
-class TaskTap:
+class TaskTap(TopicTap):
     """Reads the deliveries topic beside the deliverer: produce -> task-on-Kafka time per task.
 
     A task record's timestamp is the router's producer clock when it wrote the task (CreateTime), and its
     body carries the event's produce time, so this splits end-to-end latency into the router's share and
-    the rest (deliverer fetch, queueing, POST). Group-less: it takes no partitions from the deliverers.
+    the rest (deliverer fetch, queueing, POST). Group-less: it takes no partitions from the deliverers;
+    from the topic's end (the warm-up runs before anything is measured).
     """
 
     def __init__(self, kafka: str, topics: Topics) -> None:
-        self.kafka = kafka
-        self.topic = topics.deliveries
+        super().__init__(kafka, topics.deliveries, self._time, from_beginning=False, fetch_max_wait_ms=100)
         self.ms: list[float] = []
-        self._task: asyncio.Task[None] | None = None
 
-    async def __aenter__(self) -> TaskTap:
-        consumer = AIOKafkaConsumer(
-            self.topic,
-            bootstrap_servers=self.kafka,
-            group_id=None,  # every partition, from its end (the warm-up runs before anything is measured)
-            auto_offset_reset="latest",
-            enable_auto_commit=False,
-            fetch_max_wait_ms=100,
-        )
-        await consumer.start()
-        self._task = asyncio.create_task(self._run(consumer))
-        return self
-
-    async def _run(self, consumer: AIOKafkaConsumer) -> None:
-        try:
-            while True:
-                batch = await consumer.getmany(timeout_ms=200)
-                for recs in batch.values():
-                    for r in recs:
-                        try:
-                            t_us = orjson.loads(orjson.loads(r.value)["body"])["data"]["t"]
-                        except (orjson.JSONDecodeError, KeyError, TypeError):
-                            continue
-                        self.ms.append(r.timestamp - t_us / 1000)
-        finally:
-            await consumer.stop()
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    def _time(self, records: list[ConsumerRecord]) -> None:
+        for r in records:
+            try:
+                t_us = orjson.loads(orjson.loads(r.value)["body"])["data"]["t"]
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                continue
+            self.ms.append(r.timestamp - t_us / 1000)

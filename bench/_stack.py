@@ -18,10 +18,11 @@ from pathlib import Path
 
 import orjson
 from _load import Hook, create_stack_topics, write_configs
-from _procs import Proc, free_port
+from _procs import Proc, bench_proc, free_port
 from aiokafka.admin import AIOKafkaAdminClient
 
 from webhooks_common.topics import Topics, topic_specs
+from webhooks_devtools.services import deliverer_ready, readyz
 
 ASSIGNED = re.compile(r"assigned (\d+) partitions")
 
@@ -79,7 +80,7 @@ class Stack:
         return env
 
     async def start(self, within: float = 90.0) -> None:
-        """Start every process, then wait until each is ready (router: /readyz; deliverer: its ready line)."""
+        """Start every process, then wait until each is ready (webhooks_devtools.services)."""
         env = self._env()
         for i in range(self.n_routers):
             port = free_port()
@@ -90,24 +91,22 @@ class Stack:
                 "ROUTER_INPUT_PARTITIONS": str(_input_partitions(self.topics)),
                 "ROUTER_DATADIR": str(self.workdir / f"router-{i + 1}-data"),
             }
-            proc = Proc(f"router-{i + 1}", [sys.executable, "-m", "router"], router_env, self.workdir)
+            argv = [sys.executable, "-m", "router"]
+            proc = bench_proc(f"router-{i + 1}", argv, router_env, self.workdir, readyz(port))
             self.routers.append((proc.start(), port))
         for i in range(self.n_deliverers):
+            metrics_port = free_port()  # its own: readiness is asked there
             deliverer_env = {
                 **env,
-                "DELIVERER_METRICS_PORT": "0",
+                "DELIVERER_METRICS_PORT": str(metrics_port),
                 "DELIVERER_METRICS_HOST": "127.0.0.1",
                 # shorter wait for attempts in flight at stop (requests held by dead URLs): bench time only
                 "DELIVERER_SHUTDOWN_GRACE_S": "2",
             }
-            proc = Proc(f"deliverer-{i + 1}", self._deliverer_argv(), deliverer_env, self.workdir)
+            name, argv = f"deliverer-{i + 1}", self._deliverer_argv()
+            proc = bench_proc(name, argv, deliverer_env, self.workdir, deliverer_ready(metrics_port))
             self.deliverers.append(proc.start())
-        waits = [
-            asyncio.to_thread(p.wait_http, f"http://127.0.0.1:{port}/readyz", within)
-            for p, port in self.routers
-        ]
-        waits += [asyncio.to_thread(p.wait_log, "deliverer ready", within) for p in self.deliverers]
-        await asyncio.gather(*waits)
+        await asyncio.gather(*(p.wait_ready(within) for p in self.procs()))
 
     async def settled(self, within: float = 60.0) -> bool:
         """Until every partition of each consumer group is owned by exactly one of our processes.
@@ -157,10 +156,10 @@ class Stack:
         return [p for p, _ in self.routers] + self.deliverers
 
     def pids(self) -> dict[str, int]:
-        return {p.name: p.pid for p in self.procs() if p.proc is not None}
+        return {p.name: p.pid for p in self.procs() if p.pid is not None}
 
     async def stop(self, grace: float = 20.0) -> dict[str, int | None]:
-        codes = await asyncio.gather(*(asyncio.to_thread(p.stop, grace) for p in self.procs()))
+        codes = await asyncio.gather(*(p.stop(grace) for p in self.procs()))
         return {p.name: c for p, c in zip(self.procs(), codes, strict=True)}
 
     async def drop_topics(self) -> None:

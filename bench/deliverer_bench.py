@@ -16,8 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import re
-import subprocess
+import shutil
 import sys
 import tempfile
 import time
@@ -26,8 +25,12 @@ from pathlib import Path
 
 import aiohttp
 import orjson
+from _load import Hook, write_configs  # bench/ is the script's folder
 from aiohttp import web
 from cryptography.fernet import Fernet
+
+from webhooks_devtools.procs import Proc
+from webhooks_devtools.services import deliverer_ready, service_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 URLS = 100
@@ -93,35 +96,17 @@ async def bare(port: int, n: int) -> float:
 
 async def deliverer_case(port: int, n: int, processes: int, dead_share: float, bootstrap: str) -> float:
     from webhooks_common.kafka import ensure_topics, make_producer
-    from webhooks_common.models import DeliveryTask, SigningSecret, WebhookConfig, utcnow
-    from webhooks_common.secrets import SecretBox, generate_secret
+    from webhooks_common.models import DeliveryTask
     from webhooks_common.topics import Topics, topic_specs
 
     topics = Topics(prefix=f"bench{uuid.uuid4().hex[:8]}.")
     await ensure_topics(bootstrap, topic_specs(topics, delivery_partitions=12))
     key = Fernet.generate_key().decode()
-    box = SecretBox(key)
     n_dead = int(URLS * dead_share)
     urls = [f"http://127.0.0.1:{port}/{'dead' if i < n_dead else 'u'}{i}" for i in range(URLS)]
-    configs = [
-        WebhookConfig(
-            id=f"w{i}",
-            entity_id="e1",
-            entity_name="E",
-            name="bench",
-            enabled=True,
-            event_url=u,
-            version=1,
-            secrets=[SigningSecret(encrypted=box.encrypt(generate_secret()), created_at=utcnow())],
-            updated_at=utcnow(),
-        )
-        for i, u in enumerate(urls)
-    ]
+    await write_configs(bootstrap, topics, [Hook(f"w{i}", "e1", "", u) for i, u in enumerate(urls)], key)
     producer = make_producer(bootstrap)
     await producer.start()
-    await asyncio.gather(
-        *[await producer.send(topics.config, key=c.id.encode(), value=c.to_bytes()) for c in configs]
-    )
 
     env = {
         **os.environ,
@@ -134,18 +119,22 @@ async def deliverer_case(port: int, n: int, processes: int, dead_share: float, b
         "DELIVERER_METRICS_HOST": "127.0.0.1",
         "LOG_LEVEL": "WARNING",
     }
-    logs = [Path(tempfile.mkstemp(prefix="deliverer-bench-", suffix=".log")[1]) for _ in range(processes)]
+    workdir = Path(tempfile.mkdtemp(prefix="deliverer-bench-"))
     procs = [
-        subprocess.Popen([sys.executable, "-m", "deliverer"], env=env, stderr=log.open("wb"), cwd=ROOT)  # noqa: ASYNC220
-        for log in logs
+        Proc(
+            f"deliverer-{i}",
+            service_argv("deliverer"),
+            env,
+            cwd=ROOT,
+            log_path=workdir / f"deliverer-{i}.log",
+            ready=deliverer_ready(env["DELIVERER_METRICS_PORT"]),
+        )
+        for i in range(processes)
     ]
     try:
-        for log in logs:
-            deadline = time.monotonic() + 60
-            while not re.search(rb"deliverer ready", log.read_bytes()):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(log.read_text()[-2000:])
-                await asyncio.sleep(0.1)
+        for p in procs:
+            p.start()
+        await asyncio.gather(*(p.wait_ready(60) for p in procs))
         await asyncio.sleep(4 if processes > 1 else 1)  # let the group settle
         async with aiohttp.ClientSession() as http:
             base = await receiver_count(http, port)
@@ -173,16 +162,9 @@ async def deliverer_case(port: int, n: int, processes: int, dead_share: float, b
                 await asyncio.sleep(0.05)
             return good / (time.perf_counter() - t0)
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(20)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        await asyncio.gather(*(p.stop(20) for p in procs))
         await producer.stop()
-        for log in logs:
-            log.unlink(missing_ok=True)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 async def main() -> None:
@@ -193,7 +175,10 @@ async def main() -> None:
     args = ap.parse_args()
     bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
     port = 18000 + os.getpid() % 1000
-    rx = subprocess.Popen([sys.executable, __file__, "--receiver", str(port)])  # noqa: ASYNC220
+    rx = Proc(
+        "receiver", [sys.executable, __file__, "--receiver", str(port)], os.environ, cwd=ROOT, on_line=print
+    )
+    rx.start()
     try:
         async with aiohttp.ClientSession() as http:
             for _ in range(100):
@@ -217,7 +202,7 @@ async def main() -> None:
         print(rows[-1], flush=True)
     finally:
         rx.kill()  # it holds never-answered requests open; nothing to shut down gracefully
-        rx.wait(10)
+        await rx.wait(10)
     table = "\n".join(f"| {name} | {rate:,.0f}/s |" for name, rate in rows)
     section = (
         f"\n## Deliverer\n\n{time.strftime('%Y-%m-%d %H:%M')} UTC, {args.tasks} tasks per case, {URLS} URLs, "

@@ -43,10 +43,12 @@ import aiohttp
 import orjson
 from cryptography.fernet import Fernet
 
+from webhooks_devtools.procs import LineReady
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _load import BODY_BYTES, EventWriter, Hook, TaskTap, body_dict, make_hooks, pad_for
-from _procs import Proc, cpu_seconds, free_port, kafka_pid, machine_busy_seconds, rss_mb
+from _procs import bench_proc, cpu_seconds, free_port, kafka_pid, machine_busy_seconds, rss_mb
 from _profile import run_py_spy, summarize_folded
 from _report import update_results_md
 from _stack import Stack
@@ -90,7 +92,7 @@ class Bench:
         self.workdir = Path(tempfile.mkdtemp(prefix="e2e-bench-"))
         self.ports = [free_port() for _ in range(RECEIVER_PORTS)]
         self.ctl_port = free_port()
-        self.receiver = Proc(
+        self.receiver = bench_proc(
             "receiver",
             [
                 sys.executable,
@@ -102,20 +104,21 @@ class Bench:
             ],
             dict(os.environ),
             self.workdir,
+            LineReady("receiver ready"),
         )
         self.kafka_pid = kafka_pid(ROOT)
         self.http: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> Bench:
         self.receiver.start()
-        await asyncio.to_thread(self.receiver.wait_log, "receiver ready", 30)
+        await self.receiver.wait_ready(30)
         self.http = aiohttp.ClientSession()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         if self.http is not None:
             await self.http.close()
-        await asyncio.to_thread(self.receiver.stop, 5)
+        await self.receiver.stop(5)
 
     # --- receiver control ---------------------------------------------------------------------------
 

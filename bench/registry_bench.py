@@ -35,10 +35,12 @@ from cryptography.fernet import Fernet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._procs import Proc, cpu_seconds, free_port, rss_mb
+from bench._procs import bench_proc, cpu_seconds, free_port, rss_mb
 from webhooks_common.kafka import delete_topics, ensure_topics
 from webhooks_common.tokens import mint_token
 from webhooks_common.topics import Topics, topic_specs
+from webhooks_devtools.procs import Proc
+from webhooks_devtools.services import readyz
 
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = Path(os.environ.get("INFRA_DIR", ROOT / ".infra"))
@@ -56,8 +58,10 @@ def server_of(url: str) -> str:
     return url.split("://", 1)[1].split("/", 1)[0]
 
 
-def store_pids() -> dict[str, list[int]]:
+def store_pids(ferretdb_pid: int | None = None) -> dict[str, list[int]]:
     """FerretDB's pid and PostgreSQL's (the postmaster and its backends), from tools/infra.py's pid files."""
+    if ferretdb_pid is not None:
+        return {"ferretdb": [ferretdb_pid]}
     out: dict[str, list[int]] = {}
     for name in ("ferretdb", "postgres"):
         try:
@@ -129,6 +133,11 @@ async def main() -> None:
         "--mongo-url", default=os.environ.get("MONGO_URL", "mongodb://127.0.0.1:27017/webhooks")
     )
     parser.add_argument("--code", type=Path, help="a checkout whose registry to run (PYTHONPATH)")
+    parser.add_argument(
+        "--ferretdb-pid",
+        type=int,
+        help="the FerretDB serving --mongo-url, when tools/infra.py did not start it",
+    )
     parser.add_argument("--label", default="", help="names the run in the report")
     parser.add_argument("--append", type=Path, help="append the report to this Markdown file")
     args = parser.parse_args()
@@ -171,12 +180,10 @@ async def main() -> None:
     bases: list[str] = []
     for n in range(args.registries):
         port = free_port()
+        argv = [sys.executable, "-m", "registry"]
         procs.append(
-            Proc(
-                f"registry{n}",
-                [sys.executable, "-m", "registry"],
-                {**env, "REGISTRY_PORT": str(port)},
-                workdir,
+            bench_proc(
+                f"registry{n}", argv, {**env, "REGISTRY_PORT": str(port)}, workdir, readyz(port)
             ).start()
         )
         bases.append(f"http://127.0.0.1:{port}")
@@ -191,10 +198,10 @@ async def main() -> None:
     ops = [op for op, weight in MIX.items() for _ in range(weight)]
     plan = [rng.choice(ops) for _ in range(args.requests)]
     try:
-        for proc, base in zip(procs, bases, strict=True):
-            await asyncio.to_thread(proc.wait_http, f"{base}/readyz", 60)
-        stores = {k: cpu_by_pid(v) for k, v in store_pids().items()}
-        cpu0 = {p.name: cpu_seconds(p.pid) or 0.0 for p in procs}
+        for proc in procs:
+            await proc.wait_ready(60)
+        stores = {k: cpu_by_pid(v) for k, v in store_pids(args.ferretdb_pid).items()}
+        cpu0 = {p.name: cpu_seconds(p.pid or 0) or 0.0 for p in procs}
         sessions = [
             aiohttp.ClientSession(base_url=b, connector=aiohttp.TCPConnector(limit=args.clients))
             for b in bases
@@ -262,17 +269,17 @@ async def main() -> None:
 
         await asyncio.gather(*(client(c) for c in range(args.clients)))
         elapsed = time.perf_counter() - started
-        cpu1 = {p.name: cpu_seconds(p.pid) or 0.0 for p in procs}
+        cpu1 = {p.name: cpu_seconds(p.pid or 0) or 0.0 for p in procs}
         # PostgreSQL starts a backend per new connection: count those that came during the run from zero.
         store_cpu = {
             k: sum(c - stores.get(k, {}).get(pid, 0.0) for pid, c in cpu_by_pid(v).items())
-            for k, v in store_pids().items()
+            for k, v in store_pids(args.ferretdb_pid).items()
         }
         for s in sessions:
             await s.close()
-        rss = sum(rss_mb(p.pid) or 0.0 for p in procs)
+        rss = sum(rss_mb(p.pid or 0) or 0.0 for p in procs)
     finally:
-        codes = [p.stop(grace=15) for p in procs]
+        codes = [await p.stop(grace=15) for p in procs]
         await delete_topics(KAFKA, [s.name for s in specs])
         await mongo.drop_database(database)
         await mongo.close()

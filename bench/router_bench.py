@@ -29,10 +29,10 @@ from aiokafka.admin import AIOKafkaAdminClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.support.router_proc import RouterWorker  # noqa: E402
 from webhooks_common.kafka import ensure_topics, make_producer  # noqa: E402
 from webhooks_common.models import WebhookConfig, utcnow  # noqa: E402
 from webhooks_common.topics import Topics, topic_specs  # noqa: E402
+from webhooks_devtools.router_worker import RouterWorker  # noqa: E402
 
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 TYPES = ["booking.create", "property.created", "payee.create"]
@@ -101,7 +101,10 @@ async def run(name: str, configs: list[WebhookConfig], events: list[tuple[str, s
     consumer.subscribe([topics.deliveries])
     await consumer.getmany(timeout_ms=100)  # loads metadata for the topic
     worker = RouterWorker(
-        KAFKA, topics, input_partitions=6, env={"ROUTER_BATCH_MAX": str(batch_max), "LOG_LEVEL": "WARNING"}
+        KAFKA,
+        topics.prefix,
+        input_partitions=6,
+        env={"ROUTER_BATCH_MAX": str(batch_max), "LOG_LEVEL": "WARNING"},
     )
     worker.start()
     try:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
 import shutil
 import signal
@@ -29,6 +28,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import localpg
+
+from webhooks_devtools.pids import pid_alive, stop_pid
 
 ROOT = Path(__file__).resolve().parent.parent
 INFRA = Path(os.environ.get("INFRA_DIR", ROOT / ".infra"))
@@ -120,21 +121,6 @@ async def mongo_answers(url: str, timeout: float = 3.0) -> bool:
 # --- processes ----------------------------------------------------------------------------------
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie still "exists"; treat it as dead.
-    with contextlib.suppress(OSError):
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        if stat.rsplit(")", 1)[1].split()[0] == "Z":
-            return False
-    return True
-
-
 def read_pid(name: str) -> int | None:
     f = RUN / f"{name}.pid"
     if not f.exists():
@@ -164,7 +150,7 @@ def spawn(name: str, argv: list[str], cwd: Path, user: str | None = None) -> int
     return proc.pid
 
 
-def stop(name: str, timeout: float = 20.0, sig: signal.Signals = signal.SIGTERM) -> None:
+def stop(name: str, timeout: float = 20.0, sig: int = signal.SIGTERM) -> None:
     pid = read_pid(name)
     pidfile = RUN / f"{name}.pid"
     if pid is None:
@@ -172,15 +158,8 @@ def stop(name: str, timeout: float = 20.0, sig: signal.Signals = signal.SIGTERM)
         say(f"{name}: not running (no live pid file)")
         return
     say(f"{name}: stopping pid {pid}")
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, sig)
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if pid_alive(pid):
-        say(f"{name}: did not stop in {timeout:.0f}s, killing")
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
+    if stop_pid(pid, timeout, sig):
+        say(f"{name}: did not stop in {timeout:.0f}s, killed")
     pidfile.unlink(missing_ok=True)
 
 
@@ -255,14 +234,20 @@ LOG4J2 = """\
 """
 
 
+def may_start(name: str, host: str, setting: str) -> bool:
+    """Whether to start `name` here for a server that does not answer: never when `setting` points at
+    another machine (exits), not again when our process of it runs (it is still coming up)."""
+    if not is_local(host):
+        sys.exit(f"[infra] {setting} does not answer and is not local: start it there")
+    if read_pid(name):
+        say(f"{name}: process running but not answering yet; waiting")
+        return False
+    return True
+
+
 def start_kafka(bootstrap: str) -> None:
     host, port = host_port(bootstrap)
-    if not is_local(host):
-        sys.exit(
-            f"[infra] KAFKA_BOOTSTRAP_SERVERS={bootstrap} does not answer and is not local: start it there"
-        )
-    if read_pid("kafka"):
-        say("kafka: process running but not answering yet; waiting")
+    if not may_start("kafka", host, f"KAFKA_BOOTSTRAP_SERVERS={bootstrap}"):
         return
     build_kafka()
     conf_dir = INFRA / "kafka"
@@ -376,12 +361,7 @@ def start_ferretdb(url: str) -> None:
     parts = urlsplit(url)
     host = parts.hostname or "127.0.0.1"
     port = parts.port or 27017
-    if not is_local(host):
-        sys.exit(
-            f"[infra] MONGO_URL points at {host}, which does not answer and is not local: start it there"
-        )
-    if read_pid("ferretdb"):
-        say("ferretdb: process running but not answering yet; waiting")
+    if not may_start("ferretdb", host, f"MONGO_URL (host {host})"):
         return
     build_ferretdb()
     start_postgres()

@@ -16,16 +16,18 @@ import argparse
 import asyncio
 import contextlib
 import os
-import re
 import signal
-import socket
 import sys
+import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Iterator, Mapping
 from pathlib import Path
+from typing import TypeVar
+
+from webhooks_devtools.ports import free_port, port_free
+from webhooks_devtools.procs import Proc
+from webhooks_devtools.services import service_argv, service_ready
+from webhooks_devtools.supervise import Backoff, Supervised
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLER_ENV = dict(os.environ)  # before the profile is applied: what the user set themselves
@@ -33,20 +35,11 @@ SERVICES = ("registry", "router", "deliverer", "history")
 STOP_GRACE_S = float(os.environ.get("RUN_STOP_GRACE_S", "15"))
 READY_TIMEOUT_S = 120.0
 COLOURS = {"run": "1", "infra": "2", "registry": "36", "router": "35", "deliverer": "33", "history": "32"}
-DELIVERER_READY = re.compile(r"(?:deliverer|history writer) ready metrics_port=(\d+)")
+BACKOFF = Backoff(first_s=1.0, ceiling_s=30.0, stable_after_s=60.0)
+T = TypeVar("T")
 
 
 # --- pure decisions ---------------------------------------------------------------------------------
-
-
-def restart_delay(crashes: int) -> float:
-    """Seconds to wait before restarting a service that crashed `crashes` times in a row: 1, 2, 4 .. 30."""
-    return float(min(30, 2 ** max(0, crashes - 1)))
-
-
-def crashes_after_exit(previous: int, uptime_s: float, stable_after_s: float = 60.0) -> int:
-    """A service that ran a while before crashing starts its backoff over."""
-    return 1 if uptime_s >= stable_after_s else previous + 1
 
 
 def is_repeated_signal(first_at: float, now: float, echo_window_s: float = 1.0) -> bool:
@@ -79,19 +72,32 @@ def shell_exports(env: Mapping[str, str], names: tuple[str, ...]) -> str:
     return ("export " + " ".join(parts)) if parts else ""
 
 
+def shown_path(path: Path, root: Path) -> str:
+    """`path` relative to the repository when it is inside it, else as given (WEBHOOKS_DEV_ENV may point
+    anywhere)."""
+    try:
+        return str(path.resolve().relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
+
+
 # --- output -----------------------------------------------------------------------------------------
 
 
 class Out:
+    """Prefixed lines on stdout; every child's reader thread writes here, hence the lock."""
+
     def __init__(self) -> None:
         self.colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        self._lock = threading.Lock()
 
     def line(self, name: str, text: str) -> None:
         tag = f"{name:>9} |"
         if self.colour:
             tag = f"\033[{COLOURS.get(name, '0')}m{tag}\033[0m"
-        sys.stdout.write(f"{tag} {text}\n")
-        sys.stdout.flush()
+        with self._lock:
+            sys.stdout.write(f"{tag} {text}\n")
+            sys.stdout.flush()
 
 
 OUT = Out()
@@ -104,139 +110,80 @@ def say(text: str) -> None:
 # --- children ---------------------------------------------------------------------------------------
 
 
-@dataclass
-class Child:
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    proc: asyncio.subprocess.Process | None = None
-    started_at: float = 0.0
-    crashes: int = 0
-    restarts: int = 0
-    notes: dict[str, str] = field(default_factory=dict)  # facts read from the output (e.g. metrics port)
-    _pump: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            *self.argv,
-            cwd=ROOT,
-            env=self.env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.STDOUT,
-            # Own session: the terminal's Ctrl-C reaches only the supervisor, which stops children in order.
-            start_new_session=True,
-        )
-        self.started_at = time.monotonic()
-        self._pump = asyncio.create_task(self._pump_output(self.proc))
-        say(f"started {self.name} (pid {self.proc.pid})")
-
-    async def _pump_output(self, proc: asyncio.subprocess.Process) -> None:
-        assert proc.stdout is not None
-        async for raw in proc.stdout:
-            text = raw.decode(errors="replace").rstrip("\n")
-            m = DELIVERER_READY.search(text)
-            if m:
-                self.notes["metrics_port"] = m.group(1)
-            OUT.line(self.name, text)
-
-    async def wait(self) -> int:
-        assert self.proc is not None
-        code = await self.proc.wait()
-        if self._pump is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._pump, 2)
-        return code
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.returncode is None
-
-    async def stop(self, grace: float) -> None:
-        if not self.alive():
-            return
-        assert self.proc is not None
-        with contextlib.suppress(ProcessLookupError):
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.wait_for(self.proc.wait(), grace)
-            say(f"{self.name} stopped (exit {self.proc.returncode})")
-        except TimeoutError:
-            say(f"{self.name} did not stop within {grace:.0f}s: killing pid {self.proc.pid}")
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.kill()
-            await self.proc.wait()
+def child(name: str, argv: list[str], env: dict[str, str], ready: bool = True) -> Proc:
+    """A child whose output is printed with its name; in its own session, so that the terminal's Ctrl-C
+    reaches only this supervisor, which stops the children in order."""
+    return Proc(
+        name,
+        argv,
+        env,
+        cwd=ROOT,
+        on_line=lambda text: OUT.line(name, text),
+        ready=service_ready(name, env) if ready else None,
+        new_session=True,
+    )
 
 
 class Supervisor:
-    def __init__(self, children: list[Child]) -> None:
-        self.children = children
+    """From its first SIGINT/SIGTERM on, everything stops: a phase still starting (`unless_stopped`) is
+    given up, then the children kept running by `run` (restarted with backoff until then) are stopped."""
+
+    def __init__(self) -> None:
+        self.children: list[Supervised] = []
         self.stopping = asyncio.Event()
+        self._first_signal_at: float | None = None
 
-    async def _keep_running(self, child: Child) -> None:
-        while not self.stopping.is_set():
-            await child.start()
-            code = await child.wait()
-            if self.stopping.is_set():
-                return
-            uptime = time.monotonic() - child.started_at
-            child.crashes = crashes_after_exit(child.crashes, uptime)
-            delay = restart_delay(child.crashes)
-            say(
-                f"{child.name} exited with code {code} after {uptime:.1f}s (crash {child.crashes} in a row); "
-                f"restarting in {delay:.0f}s"
-            )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), delay)
-            child.restarts += 1
+    def _on_signal(self, signum: int) -> None:
+        now = time.monotonic()
+        if self._first_signal_at is None:
+            self._first_signal_at = now
+            say(f"{signal.Signals(signum).name}: stopping everything (Ctrl-C again to kill at once)")
+            self.stopping.set()
+        elif is_repeated_signal(self._first_signal_at, now):
+            say("killing every child now")
+            for c in self.children:
+                c.proc.kill()
 
-    async def run(self, after_start: asyncio.Future[None] | None = None) -> None:
+    @contextlib.contextmanager
+    def signals(self) -> Iterator[None]:
         loop = asyncio.get_running_loop()
-        first_signal_at: float | None = None
-
-        def on_signal(signum: int) -> None:
-            nonlocal first_signal_at
-            now = time.monotonic()
-            if first_signal_at is None:
-                first_signal_at = now
-                say(f"{signal.Signals(signum).name}: stopping everything (Ctrl-C again to kill at once)")
-                self.stopping.set()
-            elif is_repeated_signal(first_signal_at, now):
-                say("killing every child now")
-                for c in self.children:
-                    if c.alive() and c.proc is not None:
-                        with contextlib.suppress(ProcessLookupError):
-                            c.proc.kill()
-
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, on_signal, sig)
-        keepers = [asyncio.create_task(self._keep_running(c)) for c in self.children]
-        await self.stopping.wait()
-        if after_start is not None:
-            after_start.cancel()
-        await asyncio.gather(*(c.stop(STOP_GRACE_S) for c in self.children))
-        for k in keepers:
-            k.cancel()
-        await asyncio.gather(*keepers, return_exceptions=True)
-        say("all stopped")
+            loop.add_signal_handler(sig, self._on_signal, sig)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+    async def unless_stopped(self, step: Awaitable[T]) -> T | None:
+        """The result of `step`, or None (and `step` cancelled) when a signal asks to stop first."""
+        work = asyncio.ensure_future(step)
+        stop = asyncio.create_task(self.stopping.wait())
+        await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+        stop.cancel()
+        if work.done():
+            return work.result()
+        work.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await work
+        return None
+
+    async def run(self, children: list[Supervised], after_start: asyncio.Future[None] | None = None) -> None:
+        """Keep `children` running until a signal, then stop them all (SIGTERM, SIGKILL after a grace)."""
+        self.children = children
+        try:
+            for c in children:
+                if not self.stopping.is_set():
+                    await c.start()
+            await self.stopping.wait()
+        finally:
+            if after_start is not None:
+                after_start.cancel()
+            await asyncio.gather(*(c.stop(STOP_GRACE_S) for c in children))
+            say("all stopped")
 
 
 # --- environment ------------------------------------------------------------------------------------
-
-
-def port_free(port: int, host: str = "127.0.0.1") -> bool:
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((host, port))
-        except OSError:
-            return False
-        return True
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def build_env(describe: bool) -> dict[str, str]:
@@ -263,60 +210,41 @@ def build_env(describe: bool) -> dict[str, str]:
             shown = s.value if s.name not in devprofile.GENERATED else "*" * 8
             origin = s.origin
             if s.origin == devprofile.PROFILE and s.name in devprofile.GENERATED:
-                origin = f"dev profile, kept in {devprofile.dev_env_path(ROOT).relative_to(ROOT)}"
+                origin = f"dev profile, kept in {shown_path(devprofile.dev_env_path(ROOT), ROOT)}"
             say(f"  {f'{s.name}={shown}':<{width}}  {why.get(s.name, ''):<50} ({origin})")
     return env
 
 
+# The service ports `make run` chooses (the registry's is the API's: it is never moved).
+PORTS = {
+    "router": ("ROUTER_WEB_PORT", 6066, "router web port"),
+    "deliverer": ("DELIVERER_METRICS_PORT", 9100, "deliverer metrics port"),
+    "history": ("REGISTRY_HISTORY_PORT", 9102, "history writer port"),
+}
+
+
 def choose_ports(env: dict[str, str], services: tuple[str, ...], *, defaults: bool) -> None:
     """`make run` keeps the documented default ports when they are free; an extra instance (`make
-    deliverer`, `make router`) always takes automatic ones so that several can run side by side."""
-    if "router" in services:
-        value, why = port_choice(
-            env.get("ROUTER_WEB_PORT"), 6066, defaults and port_free(6066), str(free_port())
-        )
-        env["ROUTER_WEB_PORT"] = value
+    deliverer`, `make router`) always takes automatic ones so that several can run side by side. A port
+    of its own rather than 0 (any): readiness is asked on it."""
+    for service in (s for s in services if s in PORTS):
+        setting, default, label = PORTS[service]
+        value, why = port_choice(env.get(setting), default, defaults and port_free(default), str(free_port()))
+        env[setting] = value
         if why != "set":
-            say(f"router web port {value} ({why if defaults else 'automatic'})")
-    if "deliverer" in services:
-        value, why = port_choice(env.get("DELIVERER_METRICS_PORT"), 9100, defaults and port_free(9100), "0")
-        env["DELIVERER_METRICS_PORT"] = value
-        if why not in {"set", "default"}:
-            say(f"deliverer metrics port: automatic ({why if defaults else 'extra instance'})")
-    if "history" in services:
-        value, why = port_choice(env.get("REGISTRY_HISTORY_PORT"), 9102, defaults and port_free(9102), "0")
-        env["REGISTRY_HISTORY_PORT"] = value
-        if why not in {"set", "default"}:
-            say(f"history writer port: automatic ({why if defaults else 'extra instance'})")
+            say(f"{label} {value} ({why if defaults else 'automatic'})")
 
 
-def http_ok(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            return 200 <= resp.status < 300
-    except (OSError, urllib.error.URLError):
-        return False
+async def wait_ready(children: list[Supervised], timeout: float) -> list[str]:
+    """Wait until each service is ready (its readiness endpoint); returns the names that were not in time."""
 
+    async def one(c: Supervised) -> str | None:
+        if await c.wait_ready(timeout):
+            say(f"{c.name} ready")
+            return None
+        return c.name
 
-async def wait_ready(children: dict[str, Child], env: Mapping[str, str], timeout: float) -> list[str]:
-    """Wait until each service says it is ready; returns the names that did not in time."""
-    registry = f"http://127.0.0.1:{env.get('REGISTRY_PORT', '8080')}/readyz"
-    router = f"http://127.0.0.1:{env.get('ROUTER_WEB_PORT', '6066')}/readyz"
-    checks = {
-        "registry": lambda: http_ok(registry),
-        "router": lambda: http_ok(router),
-        "deliverer": lambda: "metrics_port" in children["deliverer"].notes,
-        "history": lambda: "metrics_port" in children["history"].notes,
-    }
-    pending = {n for n in children if n in checks}
-    deadline = time.monotonic() + timeout
-    while pending and time.monotonic() < deadline:
-        for name in sorted(pending):
-            if await asyncio.to_thread(checks[name]):
-                pending.discard(name)
-                say(f"{name} ready")
-        await asyncio.sleep(0.3)
-    return sorted(pending)
+    return sorted(n for n in await asyncio.gather(*(one(c) for c in children)) if n)
 
 
 def banner(env: Mapping[str, str], elapsed: float) -> str:
@@ -351,21 +279,25 @@ def banner(env: Mapping[str, str], elapsed: float) -> str:
 # --- commands ---------------------------------------------------------------------------------------
 
 
-def service_argv(name: str) -> list[str]:
-    if name == "history":  # the registry's delivery-history writer, its own process
-        return [sys.executable, "-m", "registry", "history"]
-    return [sys.executable, "-m", name]
-
-
 async def run_all() -> int:
+    sup = Supervisor()
+    with sup.signals():
+        return await _run_all(sup)
+
+
+async def _run_all(sup: Supervisor) -> int:
     t0 = time.monotonic()
     env = build_env(describe=True)
     os.environ.update(env)  # the topic helper below and tools/infra.py read the same settings
 
     say("local servers: tools/infra.py up (does nothing when the configured servers answer)")
-    infra = Child("infra", [sys.executable, str(ROOT / "tools" / "infra.py"), "up"], env)
-    await infra.start()
-    if await infra.wait() != 0:
+    infra = child("infra", [sys.executable, str(ROOT / "tools" / "infra.py"), "up"], env, ready=False)
+    code = await sup.unless_stopped(infra.start().wait())
+    if sup.stopping.is_set():
+        await infra.stop(STOP_GRACE_S)
+        say("stopped before the services started")
+        return 130
+    if code != 0:
         say("infrastructure did not come up; see the lines above")
         return 1
 
@@ -380,7 +312,10 @@ async def run_all() -> int:
         input_partitions=cs.input_partitions,
         delivery_partitions=cs.delivery_partitions,
     )
-    created = await ensure_topics(cs.kafka_bootstrap_servers, specs)
+    created = await sup.unless_stopped(ensure_topics(cs.kafka_bootstrap_servers, specs))
+    if created is None:
+        say("stopped before the services started")
+        return 130
     say(
         f"topics: {len(created)} created, {len(specs) - len(created)} already there "
         f"(prefix {cs.topic_prefix!r})"
@@ -391,11 +326,10 @@ async def run_all() -> int:
         say(f"port {port} is taken: stop what uses it or set REGISTRY_PORT=<another port>")
         return 1
     choose_ports(env, SERVICES, defaults=True)
-    children = {name: Child(name, service_argv(name), env) for name in SERVICES}
-    sup = Supervisor(list(children.values()))
+    children = [Supervised(child(n, service_argv(n), env), BACKOFF, say) for n in SERVICES]
 
     async def announce() -> None:
-        missing = await wait_ready(children, env, READY_TIMEOUT_S)
+        missing = await wait_ready(children, READY_TIMEOUT_S)
         if missing:
             say(f"not ready after {READY_TIMEOUT_S:.0f}s: {', '.join(missing)} (see their output above)")
             return
@@ -403,7 +337,7 @@ async def run_all() -> int:
             say(text)
 
     announcer = asyncio.ensure_future(announce())
-    await sup.run(after_start=announcer)
+    await sup.run(children, after_start=announcer)
     say("the local Kafka and FerretDB keep running (their data too): `make infra-down` stops them")
     return 0
 
@@ -411,10 +345,10 @@ async def run_all() -> int:
 async def run_one(name: str) -> int:
     env = build_env(describe=True)
     choose_ports(env, (name,), defaults=False)
-    child = Child(name, service_argv(name), env)
-    sup = Supervisor([child])
     say(f"one {name} in the foreground (another `make {name}` adds an instance); Ctrl-C stops it")
-    await sup.run()
+    sup = Supervisor()
+    with sup.signals():
+        await sup.run([Supervised(child(name, service_argv(name), env), BACKOFF, say)])
     return 0
 
 

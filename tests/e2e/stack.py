@@ -13,7 +13,6 @@ there can never be delivered.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
@@ -31,13 +30,14 @@ from aiokafka import AIOKafkaProducer
 from tests.conftest import eventually
 from tests.servers import ROOT
 from tests.support.receiver import Received, Receiver
-from tests.support.router_proc import free_port
 from webhooks_cli.events import sample_event, topic_for
 from webhooks_cli.kafka_io import read_to_end
 from webhooks_common.kafka import make_producer, start_client, stop_client
 from webhooks_common.models import DeliveryTask
 from webhooks_common.tokens import mint_token
 from webhooks_common.topics import Topics
+from webhooks_devtools.ports import free_port
+from webhooks_devtools.procs import LineReady, Proc
 
 PROBE_TYPE = "account.under_review"
 
@@ -92,7 +92,15 @@ class Stack:
         # The dev profile (REGISTRY_ALLOW_HTTP, DELIVERY_ALLOW_PRIVATE_TARGETS) must come from tools/run.py.
         for name in ("REGISTRY_ALLOW_HTTP", "DELIVERY_ALLOW_PRIVATE_TARGETS"):
             self.env.pop(name, None)
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.proc = Proc(
+            "make run",
+            [sys.executable, str(ROOT / "tools" / "run.py")],
+            self.env,
+            cwd=ROOT,
+            log_path=self.log_path,
+            ready=LineReady("READY in"),
+            new_session=True,
+        )
         self._producer: AIOKafkaProducer | None = None
         self._http: aiohttp.ClientSession | None = None
         self._probes: dict[str, tuple[str, int]] = {}  # entity -> (probe webhook id, generation)
@@ -100,13 +108,10 @@ class Stack:
     # --- process ------------------------------------------------------------------------------------
 
     def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
+        return self.proc.log_text()
 
     def log_tail(self, n: int = 80) -> str:
-        return "\n".join(self.log().splitlines()[-n:])
+        return self.proc.log_tail(n)
 
     def child_pids(self, name: str) -> list[int]:
         """Pids of `name` children in start order (from the supervisor's `started NAME (pid N)` lines)."""
@@ -114,54 +119,28 @@ class Stack:
         return [int(line.split(marker)[1].rstrip(")")) for line in self.log().splitlines() if marker in line]
 
     def spawn(self) -> None:
-        with self.log_path.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, str(ROOT / "tools" / "run.py")],
-                cwd=ROOT,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.proc.start()
 
     async def start(self) -> None:
         self.spawn()
-
-        def ready() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(f"tools/run.py exited with {self.proc.returncode}:\n{self.log_tail()}")
-            return "READY in" in self.log()
-
-        try:
-            await eventually(ready, timeout=120, interval=0.2, what="`make run` to print READY")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{self.log_tail()}") from None
+        await self.proc.wait_ready(120)  # `make run` printed READY
         self._producer = make_producer(self.kafka)
         await start_client(self._producer)
         self._http = aiohttp.ClientSession()
 
-    def interrupt(self, timeout: float = 40) -> int:
+    def interrupt(self, timeout: float = 40) -> int | None:
         """Ctrl-C, as a person would; returns run.py's exit code (kills it after `timeout`)."""
-        assert self.proc is not None
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-                raise AssertionError(
-                    f"tools/run.py did not stop within {timeout}s:\n{self.log_tail()}"
-                ) from None
-        return self.proc.returncode
+        code = self.proc.stop_sync(timeout, signal.SIGINT)
+        if self.proc.killed_after_grace:
+            raise AssertionError(f"tools/run.py did not stop within {timeout}s:\n{self.log_tail()}")
+        return code
 
     async def close(self) -> None:
         if self._producer is not None:
             await stop_client(self._producer)
         if self._http is not None:
             await self._http.close()
-        if self.proc is not None and self.proc.poll() is None:
+        if self.proc.alive():
             await asyncio.to_thread(self.interrupt)
 
     def whctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +20,7 @@ from tests.e2e.conftest import running_stack
 from tests.e2e.stack import Stack
 from tests.servers import Servers
 from tests.support.receiver import Receiver, Reply
+from webhooks_devtools.pids import pid_alive
 
 
 @pytest.fixture(scope="module")
@@ -115,14 +115,6 @@ async def test_whctl_redrives_dead_letters(stack: Stack, entity: str) -> None:
     assert len(ids) == 1  # same webhook-id as the dead attempts: receivers can deduplicate
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 async def test_a_crashed_service_is_restarted(stack: Stack, entity: str) -> None:
     [first] = stack.child_pids("deliverer")
     os.kill(first, signal.SIGKILL)
@@ -140,7 +132,7 @@ async def test_a_crashed_service_is_restarted(stack: Stack, entity: str) -> None
 
 async def test_ctrl_c_stops_everything_it_started(stack: Stack) -> None:
     children = [pids[-1] for pids in (stack.child_pids(n) for n in ("registry", "router", "deliverer"))]
-    assert all(_alive(p) for p in children)
+    assert all(pid_alive(p) for p in children)
     assert stack.interrupt() == 0
-    assert [p for p in children if _alive(p)] == []
+    assert [p for p in children if pid_alive(p)] == []
     assert "all stopped" in stack.log()

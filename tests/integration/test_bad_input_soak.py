@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.servers import Servers
-from tests.support.chaos_report import soak_verdict
-from tests.support.soak_scenario import BAD_KINDS, SoakConfig, run_soak
+from tools.chaos.report import soak_verdict
+from tools.chaos.soak import BAD_KINDS, SoakConfig, run_soak
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 

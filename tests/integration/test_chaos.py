@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.chaos_report import PROBLEM_JSON, chaos_verdict
-from tests.support.chaos_scenario import REDUCED_PLAN, ChaosConfig, run_chaos
+from tools.chaos.report import PROBLEM_JSON, chaos_verdict
+from tools.chaos.scenario import REDUCED_PLAN, ChaosConfig, run_chaos
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 

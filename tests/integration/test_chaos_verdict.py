@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from tests.support.chaos_report import PROBLEM_JSON, chaos_verdict, render, soak_verdict
+from tools.chaos.report import PROBLEM_JSON, chaos_verdict, render, soak_verdict
 
 FERRET = {
     "list_during_outage": {"status": 503, "content_type": PROBLEM_JSON},

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,6 +20,8 @@ from webhooks_common.kafka import make_producer, started
 from webhooks_common.models import DeliveryTask, SigningSecret, WebhookConfig
 from webhooks_common.secrets import SecretBox, generate_secret
 from webhooks_common.topics import Topics
+from webhooks_devtools.procs import Proc
+from webhooks_devtools.services import DELIVERER_READY_LINE, deliverer_ready, service_argv
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -131,36 +131,27 @@ def values(recs: list[ConsumerRecord]) -> list[dict[str, Any]]:
 
 
 class DelivererProcess:
-    """`python -m deliverer` in a subprocess (stderr to a file), for kill/scale tests."""
+    """`python -m deliverer` in a subprocess (output to a file), for kill/scale tests."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.env = env
+        self.env = {**os.environ, **env}
         self.log_path = log_path
-        self.proc: asyncio.subprocess.Process | None = None
+        self.proc: Proc | None = None
         self.metrics_port: int | None = None
 
     async def start(self, within_s: float = 30.0) -> None:
-        log = self.log_path.open("wb")
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
+        port = self.env.get("DELIVERER_METRICS_PORT", "9100")
+        self.proc = Proc(
             "deliverer",
+            service_argv("deliverer"),
+            self.env,
             cwd=ROOT,
-            env={**os.environ, **self.env},
-            stderr=log,
-            stdout=log,
-        )
-        log.close()
-        deadline = time.monotonic() + within_s
-        while time.monotonic() < deadline:
-            m = re.search(rb"deliverer ready metrics_port=(\d+)", self.log_path.read_bytes())
-            if m:
-                self.metrics_port = int(m.group(1))
-                return
-            if self.proc.returncode is not None:
-                break
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"deliverer did not start: {self.log_path.read_text()[-3000:]}")
+            log_path=self.log_path,
+            ready=deliverer_ready(port),
+        ).start()
+        await self.proc.wait_ready(within_s)
+        line = self.proc.found(DELIVERER_READY_LINE)
+        self.metrics_port = int(line.group(1)) if line else int(port)
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -168,15 +159,9 @@ class DelivererProcess:
 
     async def terminate(self, within_s: float = 20.0) -> int:
         assert self.proc is not None
-        if self.proc.returncode is None:
-            self.proc.terminate()
-            try:
-                await asyncio.wait_for(self.proc.wait(), within_s)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-        assert self.proc.returncode is not None
-        return self.proc.returncode
+        code = await self.proc.stop(within_s)
+        assert code is not None
+        return code
 
 
 def process_env(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -28,14 +29,15 @@ async def test_eight_writers_on_two_registry_processes_win_exactly_the_versions_
     servers: Servers,
     topics: Topics,
     mongo_db: AsyncDatabase[Any],
+    tmp_path: Path,
 ) -> None:
     entity = str(uuid.uuid4())
     async with (
-        registry_process(make_settings(), topics) as first,
-        registry_process(make_settings(), topics) as second,
+        registry_process(make_settings(), topics, tmp_path) as first,
+        registry_process(make_settings(), topics, tmp_path) as second,
         aiohttp.ClientSession() as session,
     ):
-        apis = [Api(first, session, entity), Api(second, session, entity)]
+        apis = [Api(first.base, session, entity), Api(second.base, session, entity)]
         hook = await apis[0].create()
         path = apis[0].path(f"/{hook['id']}")
         won: list[int] = []

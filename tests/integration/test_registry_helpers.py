@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import signal
-import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import aiohttp
 import pytest
@@ -19,19 +17,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from registry.app import build_app
 from registry.settings import RegistrySettings
-from tests.conftest import eventually
 from tests.servers import ROOT, Servers
 from webhooks_common.models import WebhookConfig
 from webhooks_common.tokens import mint_token
 from webhooks_common.topics import Topics
+from webhooks_devtools.ports import free_port
+from webhooks_devtools.procs import HttpReady, Proc
 
 JWT_SECRET = "registry-tests-secret-0123456789abcdef"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def closed_port() -> int:
@@ -165,31 +158,28 @@ def process_env(settings: RegistrySettings, topics: Topics, port: int) -> dict[s
     }
 
 
+class RegistryProcess(NamedTuple):
+    base: str
+    proc: Proc
+
+
 @asynccontextmanager
-async def registry_process(settings: RegistrySettings, topics: Topics) -> AsyncIterator[str]:
-    """A real `python -m registry` process; yields its base URL once it answers /healthz."""
+async def registry_process(
+    settings: RegistrySettings, topics: Topics, tmp: Path
+) -> AsyncIterator[RegistryProcess]:
+    """A real `python -m registry` process, ready (/healthz answers)."""
     port = free_port()
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "registry", cwd=ROOT, env=process_env(settings, topics, port)
-    )
     base = f"http://127.0.0.1:{port}"
+    proc = Proc(
+        f"registry-{port}",
+        [sys.executable, "-m", "registry"],
+        process_env(settings, topics, port),
+        cwd=ROOT,
+        log_path=tmp / f"registry-{port}.log",
+        ready=HttpReady(f"{base}/healthz"),
+    ).start()
     try:
-        async with aiohttp.ClientSession() as session:
-
-            async def up() -> bool:
-                try:
-                    async with session.get(f"{base}/healthz") as r:
-                        return r.status == 200
-                except aiohttp.ClientError:
-                    return False
-
-            await eventually(up, timeout=30, what="registry process up")
-        yield base
+        await proc.wait_ready(30)
+        yield RegistryProcess(base, proc)
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+        await proc.stop(grace=15)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -24,8 +24,8 @@ from tests.integration.test_registry_helpers import (
     Api,
     closed_port,
     configs_by_id,
-    free_port,
     registry_api,
+    registry_process,
 )
 from tests.servers import ROOT, Servers
 from tests.support.kafka import read_topic
@@ -92,51 +92,26 @@ async def test_crash_between_mongo_write_and_publish_loses_nothing(
     servers: Servers,
     topics: Topics,
     mongo_db: AsyncDatabase[Any],
+    tmp_path: Path,
 ) -> None:
     # A real `python -m registry` process that can store but not publish (its broker address is closed).
-    settings = make_settings(kafka_bootstrap_servers=f"127.0.0.1:{closed_port()}", port=free_port())
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-        "MONGO_URL": settings.mongo_url,
-        "KAFKA_TOPIC_PREFIX": topics.prefix,
-        "WEBHOOK_SECRETS_KEY": settings.secrets_key or "",
-        "AUTH_JWT_SECRET": JWT_SECRET,
-        "REGISTRY_HOST": "127.0.0.1",
-        "REGISTRY_PORT": str(settings.port),
-        "REGISTRY_COMMANDS_ENABLED": "false",
-        "LOG_LEVEL": "WARNING",
-    }
-    proc = await asyncio.create_subprocess_exec(sys.executable, "-m", "registry", cwd=ROOT, env=env)
-    try:
-        async with aiohttp.ClientSession() as session:
-            api = Api(f"http://127.0.0.1:{settings.port}", session, "entity-crash")
+    settings = make_settings(kafka_bootstrap_servers=f"127.0.0.1:{closed_port()}")
+    async with registry_process(settings, topics, tmp_path) as running, aiohttp.ClientSession() as session:
+        created = await Api(running.base, session, "entity-crash").create()
+        running.proc.kill()  # dies before it could publish
+        await running.proc.wait(10)
+    change = await mongo_db["webhook_changes"].find_one({"_id": f"{created['id']}:1"})
+    assert change is not None and change["state"] == "pending"
 
-            async def up() -> bool:
-                with contextlib.suppress(aiohttp.ClientError):
-                    return (await api.call("GET", "/healthz", token=None))[0] == 200
-                return False
+    # A new registry (reaching the real broker) finds the pending change and publishes it.
+    async with registry_api(make_settings()):
 
-            await eventually(up, what="registry subprocess up")
-            created = await api.create()
-            proc.send_signal(signal.SIGKILL)  # dies before it could publish
-            await asyncio.wait_for(proc.wait(), 10)
-        change = await mongo_db["webhook_changes"].find_one({"_id": f"{created['id']}:1"})
-        assert change is not None and change["state"] == "pending"
+        def published(records: list[Any]) -> bool:
+            return created["id"] in configs_by_id(records)
 
-        # A new registry (reaching the real broker) finds the pending change and publishes it.
-        async with registry_api(make_settings()):
-
-            def published(records: list[Any]) -> bool:
-                return created["id"] in configs_by_id(records)
-
-            records = await read_topic(servers.kafka, topics.config, until=published, timeout=30)
-            config = configs_by_id(records)[created["id"]][0]
-            assert config is not None and config.entity_id == "entity-crash" and config.version == 1
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await asyncio.wait_for(proc.wait(), 10)
+        records = await read_topic(servers.kafka, topics.config, until=published, timeout=30)
+        config = configs_by_id(records)[created["id"]][0]
+        assert config is not None and config.entity_id == "entity-crash" and config.version == 1
 
 
 async def test_resync_republishes_every_config(

@@ -6,8 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +20,8 @@ from tests.servers import ROOT, Servers
 from tests.support.kafka import produce, read_topic
 from webhooks_common.kafka import ensure_topics, make_producer, started
 from webhooks_common.topics import TopicSpec
+from webhooks_devtools.ports import free_port
+from webhooks_devtools.procs import Proc
 
 
 async def test_idempotent_producer_and_group_consumer_with_manual_commits(
@@ -62,32 +62,9 @@ async def test_idempotent_producer_and_group_consumer_with_manual_commits(
     assert set(first) | set(rest) == {f"v{i}".encode() for i in range(300)}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _start_counter(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:  # the child keeps its own copy of the descriptor
-        return subprocess.Popen(
-            [sys.executable, "-m", "tests.integration.apps.counter_app", "worker", "-l", "warn"],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM, timeout: float = 20) -> None:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        # A faust worker can hang on SIGTERM; stop it for good.
-        proc.kill()
-        proc.wait(10)
+def _counter(env: dict[str, str], log: Path) -> Proc:
+    argv = [sys.executable, "-m", "tests.integration.apps.counter_app", "worker", "-l", "warn"]
+    return Proc("counter", argv, env, cwd=ROOT, log_path=log)
 
 
 async def test_faust_table_survives_worker_restart(servers: Servers, uid: str, tmp_path: Path) -> None:
@@ -100,7 +77,7 @@ async def test_faust_table_survives_worker_restart(servers: Servers, uid: str, t
         COUNTER_IN_TOPIC=in_topic,
         COUNTER_OUT_TOPIC=out_topic,
         KAFKA_BOOTSTRAP_SERVERS=servers.kafka,
-        COUNTER_WEB_PORT=str(_free_port()),
+        COUNTER_WEB_PORT=str(free_port()),
         COUNTER_DATA_DIR=str(tmp_path / "data"),
     )
     log = tmp_path / "worker.log"
@@ -108,22 +85,24 @@ async def test_faust_table_survives_worker_restart(servers: Servers, uid: str, t
     def counts_seen(records: list[Any]) -> list[str]:
         return [json.loads(r.value) for r in records]
 
-    worker = _start_counter(env, log)
+    worker = _counter(env, log).start()
     try:
         await produce(servers.kafka, in_topic, [(b"apple", b'"apple"')] * 3)
         records = await read_topic(servers.kafka, out_topic, until=lambda r: len(r) >= 3, timeout=90)
         assert counts_seen(records) == ["apple=1", "apple=2", "apple=3"], log.read_text()[-3000:]
     finally:
-        _stop(worker, signal.SIGKILL)  # no clean shutdown: state must come back from the changelog alone
+        await worker.stop(
+            20, signal.SIGKILL
+        )  # no clean shutdown: state must come back from the changelog alone
 
-    worker = _start_counter(env, log)
+    worker = _counter(env, log).start()
     try:
         await produce(servers.kafka, in_topic, [(b"apple", b'"apple"')])
         records = await read_topic(servers.kafka, out_topic, until=lambda r: len(r) >= 4, timeout=90)
         # The 4th count continues from 3: the Table was recovered from its changelog topic.
         assert counts_seen(records)[3] == "apple=4", log.read_text()[-3000:]
     finally:
-        _stop(worker)
+        await worker.stop(20)  # a faust worker can hang on SIGTERM: SIGKILL after 20 s
 
 
 async def test_async_mongo_crud_and_unique_index(mongo_db: AsyncDatabase[Any]) -> None:

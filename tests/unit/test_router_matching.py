@@ -102,42 +102,44 @@ def test_compiled_event_list_agrees_with_catalogue_rules(patterns: list[str]) ->
 
 def test_index_lookup_follows_changes() -> None:
     index = SubscriptionIndex()
-    index.apply("w1", cfg(events=["booking.create"]))
+    index.put(cfg(events=["booking.create"]))
     assert [s.id for s in index.lookup("e1", "booking.create")] == ["w1"]
     # change of eventList (the memoised answer must not survive it)
-    index.apply("w1", cfg(events=["payee.*"], version=2))
+    index.put(cfg(events=["payee.*"], version=2))
     assert index.lookup("e1", "booking.create") == ()
     assert [s.id for s in index.lookup("e1", "payee.create")] == ["w1"]
     # disable, enable
-    index.apply("w1", cfg(events=["payee.*"], version=3, enabled=False))
+    index.put(cfg(events=["payee.*"], version=3, enabled=False))
     assert index.lookup("e1", "payee.create") == ()
     assert index.enabled_count() == 0
-    index.apply("w1", cfg(events=["payee.*"], version=4))
+    index.put(cfg(events=["payee.*"], version=4))
     assert index.enabled_count() == 1
     # delete
-    assert index.apply("w1", None)
+    index.remove("w1")
     assert index.lookup("e1", "payee.create") == ()
     assert len(index) == 0
 
 
 def test_index_move_to_another_entity_stops_matching_the_old_one() -> None:
     index = SubscriptionIndex()
-    index.apply("w1", cfg(entity="e1"))
+    index.put(cfg(entity="e1"))
     assert [s.id for s in index.lookup("e1", "booking.create")] == ["w1"]
-    index.apply("w1", cfg(entity="e2", version=2))
+    index.put(cfg(entity="e2", version=2))
     assert index.lookup("e1", "booking.create") == ()
     assert [s.id for s in index.lookup("e2", "booking.create")] == ["w1"]
 
 
-def test_index_applies_only_newer_versions() -> None:
+def test_index_keeps_what_it_is_given_the_version_rule_is_the_config_views() -> None:
+    # the index is a sink: the config view (webhooks_common.config_view, tests/unit/test_config_view.py)
+    # decides which record is newer
     index = SubscriptionIndex()
-    assert index.apply("w1", cfg(version=5, url="https://new.example.com"))
-    assert not index.apply("w1", cfg(version=4, url="https://old.example.com"))
-    assert not index.apply("w1", cfg(version=5, url="https://same-version.example.com"))
+    index.put(cfg(version=5, url="https://new.example.com"))
+    index.put(cfg(version=4, url="https://given.example.com"))
     held = index.get("w1")
-    assert held is not None and held.url == "https://new.example.com"
+    assert held is not None and held.url == "https://given.example.com"
 
 
-def test_index_tombstone_for_unknown_webhook_is_a_no_op() -> None:
+def test_index_remove_of_unknown_webhook_is_a_no_op() -> None:
     index = SubscriptionIndex()
-    assert not index.apply("nope", None)
+    index.remove("nope")
+    assert len(index) == 0

@@ -48,9 +48,9 @@ def ev(eid: str, etype: str = "booking.create", entity: str = "e1") -> bytes:
 
 def make_index() -> SubscriptionIndex:
     index = SubscriptionIndex()
-    index.apply("a", config("a", "e1", "https://a.example.com/x", ["booking.*"]))
-    index.apply("b", config("b", "e1", "https://b.example.com/y"))
-    index.apply("c", config("c", "e2", "https://c.example.com/z"))
+    index.put(config("a", "e1", "https://a.example.com/x", ["booking.*"]))
+    index.put(config("b", "e1", "https://b.example.com/y"))
+    index.put(config("c", "e2", "https://c.example.com/z"))
     return index
 
 

@@ -30,3 +30,14 @@ def raise_if_cancelled() -> None:
     task = asyncio.current_task()
     if task is not None and task.cancelling():
         raise asyncio.CancelledError
+
+
+def cancelled_by_us() -> bool:
+    """Whether the current task was asked to stop (as opposed to a CancelledError that escaped a library).
+
+    aiokafka can raise CancelledError out of its calls when its own internal futures are cancelled (a
+    group-less consumer whose broker restarts, seen in the chaos run): a loop that treated that as its own
+    stop ended for good while its task was never asked to stop.
+    """
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -11,14 +11,15 @@ import aiohttp
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
-from deliverer.configs import ConfigFollower, ConfigView
+from deliverer.configs import ConfigView
 from deliverer.consumer import delivery_runtime
 from deliverer.handler import Pipeline
 from deliverer.http_client import make_session
 from deliverer.metrics import DelivererMetrics, serve_metrics
 from deliverer.settings import DelivererSettings
+from webhooks_common.config_view import ConfigTopicView, ConfigViewMetrics
 from webhooks_common.consumer import ConsumerRuntime
-from webhooks_common.consumer.health import Check
+from webhooks_common.consumer.health import Check, evaluate
 from webhooks_common.kafka import make_producer, start_client, stop_client
 from webhooks_common.secrets import SecretBox
 from webhooks_common.topics import RETRY_TIERS, Topics
@@ -37,15 +38,20 @@ class Deliverer:
         self.topics = Topics(prefix=settings.topic_prefix)
         self.metrics = DelivererMetrics()
         self.view = ConfigView(SecretBox(settings.require_secrets_key()))
+        self.config = ConfigTopicView(
+            settings.kafka_bootstrap_servers,
+            self.topics.config,
+            self.view,
+            metrics=ConfigViewMetrics("deliverer", self.metrics.registry),
+        )
         self.metrics_port: int | None = None
         self._tiers = tuple(tiers)
         self._stopped = asyncio.Event()
         self._fatal: BaseException | None = None
         self._runner: web.AppRunner | None = None
-        self._follower: ConfigFollower | None = None
         self._consumer: ConsumerRuntime[DeliveryTask] | None = None
         # what /readyz checks (read at each request, so a part started later can add its own)
-        self.checks: dict[str, Check] = {"consumer": self._consumer_ready}
+        self.checks: dict[str, Check] = {"consumer": self._consumer_ready, "config": self._config_ready}
         self._producer: AIOKafkaProducer | None = None
         self._session: aiohttp.ClientSession | None = None
         self._stop_lock = asyncio.Lock()
@@ -57,8 +63,7 @@ class Deliverer:
             self.metrics, s.metrics_host, s.metrics_port, self.checks
         )
         # secrets and states first: no task may be handled against an empty view
-        self._follower = ConfigFollower(s.kafka_bootstrap_servers, self.topics.config, self.view)
-        await self._follower.start()
+        await self.config.start(within_s=60.0)
         self._producer = producer = make_producer(s.kafka_bootstrap_servers)
         await start_client(producer)
         self._session = session = make_session(
@@ -90,6 +95,14 @@ class Deliverer:
 
     def _consumer_ready(self) -> bool:
         return self._consumer is not None and self._consumer.ready
+
+    def _config_ready(self) -> tuple[bool, str]:
+        return self.config.status()
+
+    def ready(self) -> tuple[bool, str]:
+        """(ready, reason), as /readyz answers: the consumer runs and the config view is caught up and fed."""
+        ok, _, reason = evaluate(self.checks)
+        return ok, reason
 
     def _on_fatal(self, exc: BaseException) -> None:
         if self._fatal is None:
@@ -135,8 +148,7 @@ class Deliverer:
             assert self._producer is not None and self._session is not None
             await stop_client(self._producer)
             await self._session.close()
-            if self._follower is not None:
-                await self._follower.stop()
+            await self.config.stop()
             if self._runner is not None:
                 await self._runner.cleanup()
             log.info("deliverer stopped")
@@ -160,8 +172,7 @@ class Deliverer:
             await stop_client(self._producer)
         if self._session is not None:
             await self._session.close()
-        if self._follower is not None:
-            await self._follower.stop()
+        await self.config.stop()
         if self._runner is not None:
             await self._runner.cleanup()
 

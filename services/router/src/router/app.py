@@ -1,4 +1,4 @@
-"""Wiring: the faust app, its agent, the config feed, the task sink and the HTTP pages.
+"""Wiring: the faust app, its agent, the config view, the task sink and the HTTP pages.
 
 One agent reads both input topics (raw bytes; we parse them ourselves so bad input never crashes it) in
 batches and acknowledges a batch's events only after Kafka acknowledged every task and invalid record the
@@ -10,19 +10,19 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import faust
 from faust.types import EventT, StreamT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from router import metrics
-from router.config_feed import ConfigFeed
+from router.faust_adapter import noack_batches
 from router.index import SubscriptionIndex
 from router.routing import BatchPlan, InputRecord, plan_batch
 from router.settings import RouterSettings
 from router.sink import KafkaSink, RecordSink
+from webhooks_common.config_view import ConfigTopicView
 from webhooks_common.kafka import make_producer, start_client, stop_client
 from webhooks_common.topics import Topics
 
@@ -73,7 +73,9 @@ def _input_record(event: EventT) -> InputRecord:
 def build_app(settings: RouterSettings) -> faust.App:
     topics = Topics(prefix=settings.topic_prefix)
     index = SubscriptionIndex()
-    feed = ConfigFeed(settings.kafka_bootstrap_servers, topics.config, index)
+    view = ConfigTopicView(settings.kafka_bootstrap_servers, topics.config, index, metrics=metrics.CONFIG)
+    metrics.SUBSCRIPTIONS.labels("held").set_function(index.__len__)
+    metrics.SUBSCRIPTIONS.labels("enabled").set_function(index.enabled_count)
     app = faust.App(
         settings.group_id(),
         broker=[f"kafka://{h.strip()}" for h in settings.kafka_bootstrap_servers.split(",")],
@@ -100,7 +102,7 @@ def build_app(settings: RouterSettings) -> faust.App:
 
     @app.task
     async def follow_config() -> None:
-        await feed.run()
+        await view.run()
 
     @app.agent(inputs)
     async def route(stream: StreamT[bytes]) -> None:
@@ -113,13 +115,11 @@ def build_app(settings: RouterSettings) -> faust.App:
         router = Router(settings, topics, index, KafkaSink(producer, frozenset({topics.deliveries})))
         try:
             # Readiness: routing with a partial index would silently drop tasks for webhooks not read yet.
-            await feed.ready.wait()
-            within = settings.batch_within_ms / 1000
-            # noack_take (unlike take/take_events) never acks by itself, not even when the body raises or is
-            # cancelled: an event is acked below, once its tasks are on Kafka. It yields events, not values.
-            batches = cast(Any, stream).noack_take(settings.batch_max, within=within)
-            async for batch in batches:
-                events: Sequence[EventT] = batch
+            # Only at start: when the feed fails later, routing goes on with the configs held (the last known
+            # state) while /readyz says the feed is down.
+            await view.wait_ready()
+            # faust never acks these batches by itself: an event is acked below, once its tasks are on Kafka.
+            async for events in noack_batches(stream, settings.batch_max, settings.batch_within_ms / 1000):
                 await _shielded(router.route([_input_record(e) for e in events]))
                 for event in events:
                     await stream.ack(event)
@@ -137,9 +137,9 @@ def build_app(settings: RouterSettings) -> faust.App:
 
     @app.page("/readyz")
     async def readyz(self: Any, request: Any) -> Any:
-        ready = feed.ready.is_set()
+        ready, reason = view.status()
         assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in app.consumer.assignment())
-        body = {"ready": ready, "webhooks": len(index), "partitions": assigned}
+        body = {"ready": ready, "reason": reason, "webhooks": len(index), "partitions": assigned}
         return self.json(body, status=200 if ready else 503)
 
     return app

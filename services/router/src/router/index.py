@@ -1,6 +1,7 @@
 """In-memory index of the config topic: webhook id -> subscription, entity -> subscriptions.
 
-Fed by the config feed (every worker reads the whole compacted topic); read by the router on every event.
+A `ConfigSink` fed by the config view (`webhooks_common.config_view`: every worker reads the whole
+compacted topic; the view applies the version rule); read by the router on every event.
 Both run on one event loop, so no locking. Lookups are memoised per (entity, type) and the memo of an
 entity is dropped whenever one of its subscriptions changes.
 """
@@ -30,28 +31,22 @@ class SubscriptionIndex:
     def get(self, webhook_id: str) -> Subscription | None:
         return self._by_id.get(webhook_id)
 
-    def apply(self, webhook_id: str, cfg: WebhookConfig | None) -> bool:
-        """Apply one config record (None = tombstone = deleted). Returns whether the index changed.
-
-        A config is applied only if its version is newer than the one held, so a replayed or reordered
-        older record cannot undo a newer change.
-        """
-        held = self._by_id.get(webhook_id)
-        if cfg is None:
-            if held is None:
-                return False
-            self._remove(held)
-            return True
-        if held is not None and cfg.version <= held.version:
-            return False
+    def put(self, cfg: WebhookConfig) -> None:
+        """Hold this config for its webhook, replacing the one held (the config view decided it is newer)."""
+        sub = compile_subscription(cfg)  # first: a config that does not compile leaves the index as it was
+        held = self._by_id.get(cfg.id)
         if held is not None:
             self._remove(held)  # also takes it off its old entity when the webhook moved
-        sub = compile_subscription(cfg)
-        self._by_id[webhook_id] = sub
+        self._by_id[cfg.id] = sub
         self._enabled += sub.enabled
-        self._by_entity.setdefault(sub.entity_id, {})[webhook_id] = sub
+        self._by_entity.setdefault(sub.entity_id, {})[cfg.id] = sub
         self._forget(sub.entity_id)
-        return True
+
+    def remove(self, webhook_id: str) -> None:
+        """The webhook was deleted (a tombstone)."""
+        held = self._by_id.get(webhook_id)
+        if held is not None:
+            self._remove(held)
 
     def lookup(self, entity_id: str, event_type: str) -> tuple[Subscription, ...]:
         by_type = self._memo.get(entity_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from webhooks_common.config_view import ConfigViewMetrics
 from webhooks_common.metrics import LATENCY_BUCKETS
 
 EVENTS_IN = Counter("router_events_total", "Valid input events read, by source and type.", ["source", "type"])
@@ -19,13 +20,9 @@ EVENT_TO_TASK = Histogram(
     "From an input record's Kafka timestamp to its tasks being acknowledged by Kafka.",
     buckets=LATENCY_BUCKETS,
 )
-CONFIG_LAG = Gauge("router_config_lag_records", "Config records written but not yet applied by this worker.")
-CONFIG_APPLY = Histogram(
-    "router_config_apply_seconds",
-    "From a config change (changed_at_ms, else the record timestamp) to this worker applying it.",
-    buckets=LATENCY_BUCKETS,
-)
-CONFIG_READY = Gauge("router_config_ready", "1 once this worker has read the config topic up to its end.")
+# router_config_ready, _lag_records, _apply_seconds, _skipped_records_total{reason}, _feed_failures_total:
+# the config view's (webhooks_common.config_view)
+CONFIG = ConfigViewMetrics("router")
 SEND_RETRIES = Counter("router_send_retries_total", "Batches whose tasks were re-sent after a Kafka error.")
 BATCH_SIZE = Histogram(
     "router_batch_events", "Input events routed per batch.", buckets=(1, 5, 10, 50, 100, 250, 500, 1000, 5000)

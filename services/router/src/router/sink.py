@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 
 from router import metrics
 from router.errors import retry_delay, send_error_action
+from router.faust_adapter import default_partition, producer_partitions
 from router.routing import Outgoing
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class KafkaSink:
         """The partition aiokafka's partitioner picks for the key (None: let aiokafka pick it itself)."""
         if record.topic not in self._memo_topics:
             return None
-        partitions = self._producer.client.cluster.partitions_for_topic(record.topic)
+        partitions = producer_partitions(self._producer, record.topic)
         if not partitions:
             return None
         memo_key = (record.topic, len(partitions), record.key)
@@ -72,7 +73,7 @@ class KafkaSink:
         if found is None:
             if len(self._partition_memo) > MEMO_LIMIT:
                 self._partition_memo.clear()
-            found = self._partition_memo[memo_key] = self._producer._partitioner(
-                record.key, list(partitions), list(partitions)
+            found = self._partition_memo[memo_key] = default_partition(
+                self._producer, record.key, list(partitions)
             )
         return found

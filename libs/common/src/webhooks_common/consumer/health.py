@@ -6,7 +6,21 @@ from collections.abc import Callable, Mapping
 
 from aiohttp import web
 
-Check = Callable[[], bool]
+# A check answers whether its part is ready, with a reason when it is not (a bare bool says no reason).
+Check = Callable[[], bool | tuple[bool, str]]
+
+
+def evaluate(checks: Mapping[str, Check]) -> tuple[bool, dict[str, bool], str]:
+    """(all ready, each check's answer, the reasons of those that are not ready)."""
+    results: dict[str, bool] = {}
+    reasons: list[str] = []
+    for name, check in checks.items():
+        answer = check()
+        ok, reason = answer if isinstance(answer, tuple) else (bool(answer), "")
+        results[name] = ok
+        if not ok:
+            reasons.append(f"{name}: {reason}" if reason else f"{name}: not ready")
+    return all(results.values()), results, "; ".join(reasons)
 
 
 def add_health_routes(app: web.Application, checks: Mapping[str, Check]) -> None:
@@ -16,11 +30,9 @@ def add_health_routes(app: web.Application, checks: Mapping[str, Check]) -> None
         return web.json_response({"status": "ok"})
 
     async def readyz(_r: web.Request) -> web.Response:
-        results = {name: bool(check()) for name, check in checks.items()}
-        ok = all(results.values())
-        return web.json_response(
-            {"status": "ready" if ok else "not ready", "checks": results}, status=200 if ok else 503
-        )
+        ok, results, reason = evaluate(checks)
+        body = {"ready": ok, "status": "ready" if ok else "not ready", "checks": results, "reason": reason}
+        return web.json_response(body, status=200 if ok else 503)
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

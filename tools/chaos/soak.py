@@ -1,7 +1,7 @@
 """The bad-input soak: malformed records of every kind interleaved with valid events on the input topics.
 
 Expected: every valid event delivered, every malformed record on `webhooks.invalid` (matched by source
-topic, partition and offset), no service restart, RSS flat. Used by tools/chaos.py (`make soak`, 100,000
+topic, partition and offset), no service restart, RSS flat. Used by `make soak` (tools/chaos, 100,000
 records) and tests/integration/test_bad_input_soak.py (reduced, on the shared servers).
 """
 
@@ -20,23 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer
-from cryptography.fernet import Fernet
+from aiokafka import ConsumerRecord
 
-from tests.support.chaos_stack import PrivateInfra, Stack
-from tests.support.chaos_traffic import (
-    Lag,
-    Producer,
-    Receivers,
-    RegistryClient,
-    Sent,
-    event_value,
-    new_id,
-    steady,
-)
-from webhooks_common.kafka import ensure_topics, start_client, stop_client
+from tools.chaos.stack import PrivateInfra, Stack, start_with_webhooks
+from tools.chaos.traffic import Lag, Producer, Receivers, Sent, event_value, new_id, steady
+from webhooks_common.kafka import ensure_topics
 from webhooks_common.models import InvalidEvent
 from webhooks_common.topics import Topics, topic_specs
+from webhooks_devtools.topic_tap import TopicTap
 
 MB = 1024 * 1024
 
@@ -124,48 +115,23 @@ class SoakConfig:
     progress: Callable[[str], None] = field(default=lambda _m: None, repr=False)
 
 
-class InvalidCollector:
+class InvalidCollector(TopicTap):
     """Reads `webhooks.invalid` from the beginning in the background, keyed by source record."""
 
     def __init__(self, bootstrap: str, topic: str) -> None:
-        self.bootstrap, self.topic = bootstrap, topic
+        super().__init__(bootstrap, topic, self._count, max_partition_fetch_bytes=4 * MB)
         self.keys: set[str] = set()
         self.reasons: Counter[str] = Counter()
         self.records = 0
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        consumer = AIOKafkaConsumer(
-            self.topic,
-            bootstrap_servers=self.bootstrap,
-            group_id=None,
-            auto_offset_reset="earliest",
-            enable_auto_commit=False,
-            max_partition_fetch_bytes=4 * MB,
-        )
-        await start_client(consumer)
-        self._task = asyncio.create_task(self._run(consumer))
-
-    async def _run(self, consumer: AIOKafkaConsumer) -> None:
-        try:
-            while True:
-                batch = await consumer.getmany(timeout_ms=200)
-                for recs in batch.values():
-                    for r in recs:
-                        self.records += 1
-                        inv = InvalidEvent.from_bytes(r.value)
-                        key = inv.key()
-                        if key not in self.keys:
-                            self.keys.add(key)
-                            self.reasons[inv.reason] += 1
-        finally:
-            await stop_client(consumer)
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+    def _count(self, records: list[ConsumerRecord]) -> None:
+        for r in records:
+            self.records += 1
+            inv = InvalidEvent.from_bytes(r.value)
+            key = inv.key()
+            if key not in self.keys:
+                self.keys.add(key)
+                self.reasons[inv.reason] += 1
 
 
 class SoakRun:
@@ -202,26 +168,19 @@ class SoakRun:
             kafka, mongo = self.infra.bootstrap, self.infra.mongo_url
         await ensure_topics(kafka, topic_specs(self.topics, input_partitions=cfg.input_partitions))
         await self.rx.start()
-        jwt_secret = secrets.token_urlsafe(32)
-        self.stack = Stack(
+        stack, hooks, self.producer = await start_with_webhooks(
             kafka,
             mongo,
             self.prefix,
-            self.workdir / "services",
-            routers=cfg.routers,
-            deliverers=cfg.deliverers,
-            input_partitions=cfg.input_partitions,
-            jwt_secret=jwt_secret,
-            secrets_key=Fernet.generate_key().decode(),
+            self.workdir,
+            cfg,
+            jwt_secret=secrets.token_urlsafe(32),
+            entities=self.entities,
+            rx=self.rx,
             extra_env={"DELIVERER_RETRY_SCHEDULE": "0,1,2,5,10", "LOG_LEVEL": "WARNING"},
         )
-        await self.stack.start()
-        async with RegistryClient(self.stack.api, jwt_secret, self.entities) as api:
-            hooks = await api.create_hooks(self.entities, self.rx)
+        self.stack = stack
         self.hook_ids = [h.id for h in hooks]
-        await self.stack.wait_routers_hold(len(hooks))
-        self.producer = Producer(kafka)
-        await self.producer.start()
         self.say(f"soak: stack ready on {kafka}, {len(hooks)} webhooks")
         return kafka, mongo
 

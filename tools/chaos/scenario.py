@@ -1,7 +1,7 @@
 """The chaos run: the real stack under steady load while processes, the broker, the database and some
 integrators fail in turn; then the count: expected, delivered, lost, duplicates, recovery per fault.
 
-Used by tools/chaos.py (`make chaos`, full size) and tests/integration/test_chaos.py (reduced).
+Used by `make chaos` (tools/chaos, full size) and tests/integration/test_chaos.py (reduced).
 """
 
 from __future__ import annotations
@@ -17,10 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cryptography.fernet import Fernet
-
-from tests.support.chaos_stack import PrivateInfra, Service, Stack
-from tests.support.chaos_traffic import (
+from tools.chaos.stack import PrivateInfra, Service, Stack, start_with_webhooks
+from tools.chaos.traffic import (
     Hook,
     Lag,
     Producer,
@@ -31,6 +29,7 @@ from tests.support.chaos_traffic import (
     new_id,
     steady,
 )
+from webhooks_cli.kafka_io import read_to_end
 from webhooks_common.kafka import ensure_topics
 from webhooks_common.topics import Topics, topic_specs
 
@@ -141,30 +140,24 @@ class ChaosRun:
         )
         await ensure_topics(self.infra.bootstrap, specs)
         await self.rx.start()
-        self.stack = Stack(
+        env = {
+            "DELIVERER_RETRY_SCHEDULE": cfg.retry_schedule,
+            "DELIVERER_SESSION_TIMEOUT_MS": str(int(cfg.session_timeout_s * 1000)),
+            "ROUTER_SESSION_TIMEOUT_S": str(cfg.session_timeout_s),
+        }
+        stack, self.hooks, self.producer = await start_with_webhooks(
             self.infra.bootstrap,
             self.infra.mongo_url,
             self.prefix,
-            self.workdir / "services",
-            routers=cfg.routers,
-            deliverers=cfg.deliverers,
-            input_partitions=cfg.input_partitions,
+            self.workdir,
+            cfg,
             jwt_secret=self.jwt_secret,
-            secrets_key=Fernet.generate_key().decode(),
-            extra_env={
-                "DELIVERER_RETRY_SCHEDULE": cfg.retry_schedule,
-                "DELIVERER_SESSION_TIMEOUT_MS": str(int(cfg.session_timeout_s * 1000)),
-                "ROUTER_SESSION_TIMEOUT_S": str(cfg.session_timeout_s),
-            },
+            entities=self.entities,
+            rx=self.rx,
+            extra_env=env,
         )
-        await self.stack.start()
-        self.note(f"stack ready: {[s.name for s in self.stack.services]}")
-        async with self._api() as api:
-            self.hooks = await api.create_hooks(self.entities, self.rx)
-        self.note(f"{len(self.hooks)} webhooks created through the registry API")
-        await self.stack.wait_routers_hold(len(self.hooks))
-        self.producer = Producer(self.infra.bootstrap)
-        await self.producer.start()
+        self.stack = stack
+        self.note(f"stack ready: {[s.name for s in stack.services]}, {len(self.hooks)} webhooks created")
         self.checks["setup_s"] = round(time.monotonic() - t0, 1)
 
     def _api(self) -> RegistryClient:
@@ -432,14 +425,12 @@ class ChaosRun:
 
     async def report(self, t0: float) -> dict[str, Any]:
         assert self.stack is not None and self.producer is not None and self.infra is not None
-        from tests.support.kafka import read_topic
-
         sent = self.producer.sent
         accepted = [s for s in sent if s.acked is not None]
         delivered = [s for s in accepted if s.task_id in self.rx.delivered]
         lost = [s for s in accepted if s.task_id not in self.rx.delivered]
-        dlq = await read_topic(self.infra.bootstrap, self.topics.dlq, idle=2.0, timeout=30)
-        invalid = await read_topic(self.infra.bootstrap, self.topics.invalid, idle=2.0, timeout=30)
+        dlq = await asyncio.wait_for(read_to_end(self.infra.bootstrap, self.topics.dlq), 60)
+        invalid = await asyncio.wait_for(read_to_end(self.infra.bootstrap, self.topics.invalid), 60)
         where = await self._locate(lost[:50]) if lost else {}
         latencies = sorted(self.rx.first_at[s.task_id] - s.due for s in delivered)
         return {
@@ -475,13 +466,11 @@ class ChaosRun:
 
     async def _locate(self, lost: list[Sent]) -> dict[str, dict[str, Any]]:
         """For lost events: did the router write a task for them, did a deliverer attempt it?"""
-        from tests.support.kafka import read_topic
-
         assert self.infra is not None
         wanted = {s.task_id for s in lost}
         found: dict[str, dict[str, Any]] = {t: {"task_written": False, "attempts": []} for t in wanted}
         for topic in (self.topics.deliveries, self.topics.attempts):
-            for r in await read_topic(self.infra.bootstrap, topic, idle=3.0, timeout=60):
+            for r in await asyncio.wait_for(read_to_end(self.infra.bootstrap, topic), 120):
                 if r.value is None:
                     continue
                 for tid in wanted:

@@ -1,10 +1,10 @@
 """Fault tolerance, measured: `make chaos` (faults under load) and `make soak` (bad input).
 
-    python tools/chaos.py chaos            # 200 webhooks, 20,000 events, 8 faults (about 8 minutes)
-    python tools/chaos.py soak             # 100,000 malformed records among 10,000 valid ones
-    python tools/chaos.py all              # both, one report
-    python tools/chaos.py chaos --events 500 --rate 25 --webhooks 10 --plan deliverer,kafka   # a quick look
-    python tools/chaos.py chaos --events 600 --rate 20 --webhooks 10 --plan sabotage --no-save
+    python -m tools.chaos chaos            # 200 webhooks, 20,000 events, 8 faults (about 8 minutes)
+    python -m tools.chaos soak             # 100,000 malformed records among 10,000 valid ones
+    python -m tools.chaos all              # both, one report
+    python -m tools.chaos chaos --events 500 --rate 25 --webhooks 10 --plan deliverer,kafka   # a quick look
+    python -m tools.chaos chaos --events 600 --rate 20 --webhooks 10 --plan sabotage --no-save
         # self-test of the harness: really deletes delivery tasks; must end with lost > 0 and exit 1
 
 Faults (--plan, comma-separated, in order): deliverer, router (SIGKILL one, the supervisor restarts it),
@@ -31,13 +31,13 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))  # `tests.support` holds the harness shared with the test suite
+    sys.path.insert(0, str(ROOT))  # also when run as `python tools/chaos`
 
-from tests.support.chaos_report import chaos_verdict, render, soak_verdict  # noqa: E402
-from tests.support.chaos_scenario import FULL_PLAN, ChaosConfig, run_chaos  # noqa: E402
-from tests.support.soak_scenario import SoakConfig, run_soak  # noqa: E402
+from tools.chaos.report import chaos_verdict, render, soak_verdict  # noqa: E402
+from tools.chaos.scenario import FULL_PLAN, ChaosConfig, run_chaos  # noqa: E402
+from tools.chaos.soak import SoakConfig, run_soak  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
 REPORT = ROOT / "bench" / "CHAOS.md"
@@ -100,7 +100,9 @@ def code_version() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m tools.chaos",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("what", choices=["chaos", "soak", "all", "report"])
     parser.add_argument("--events", type=int, default=20_000)
