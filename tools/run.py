@@ -31,10 +31,10 @@ from webhooks_devtools.supervise import Backoff, Supervised
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLER_ENV = dict(os.environ)  # before the profile is applied: what the user set themselves
-SERVICES = ("registry", "router", "deliverer")
+SERVICES = ("registry", "router", "deliverer", "history")
 STOP_GRACE_S = float(os.environ.get("RUN_STOP_GRACE_S", "15"))
 READY_TIMEOUT_S = 120.0
-COLOURS = {"run": "1", "infra": "2", "registry": "36", "router": "35", "deliverer": "33"}
+COLOURS = {"run": "1", "infra": "2", "registry": "36", "router": "35", "deliverer": "33", "history": "32"}
 BACKOFF = Backoff(first_s=1.0, ceiling_s=30.0, stable_after_s=60.0)
 T = TypeVar("T")
 
@@ -219,6 +219,7 @@ def build_env(describe: bool) -> dict[str, str]:
 PORTS = {
     "router": ("ROUTER_WEB_PORT", 6066, "router web port"),
     "deliverer": ("DELIVERER_METRICS_PORT", 9100, "deliverer metrics port"),
+    "history": ("REGISTRY_HISTORY_PORT", 9102, "history writer port"),
 }
 
 

@@ -79,6 +79,7 @@ def test_services_and_their_commands(compose: Obj) -> None:
     assert commands == {
         "topics": ["python", "tools/create_topics.py"],
         "registry": ["python", "-m", "registry"],
+        "history": ["python", "-m", "registry", "history"],
         "router": ["python", "-m", "router"],
         "deliverer": ["python", "-m", "deliverer"],
     }
@@ -98,7 +99,7 @@ def test_dependencies_can_be_met(compose: Obj) -> None:
                 assert "healthcheck" in services[dep], f"{name} waits on {dep}, which has no healthcheck"
             if cond["condition"] == "service_completed_successfully":
                 assert services[dep].get("restart", "no") == "no", f"{dep} must run once"
-    for name in ("registry", "router", "deliverer"):
+    for name in ("registry", "history", "router", "deliverer"):
         assert services[name]["depends_on"]["topics"]["condition"] == "service_completed_successfully"
         assert "healthcheck" in services[name]
     assert services["topics"]["depends_on"]["kafka"]["condition"] == "service_healthy"
@@ -134,6 +135,7 @@ def test_prometheus_scrapes_every_service_where_it_listens(compose: Obj) -> None
         "registry": _port_of(services["registry"], "REGISTRY_PORT"),
         "router": _port_of(services["router"], "ROUTER_WEB_PORT"),
         "deliverer": _port_of(services["deliverer"], "DELIVERER_METRICS_PORT"),
+        "history": _port_of(services["history"], "REGISTRY_HISTORY_PORT"),
     }
     for name, port in expected.items():
         (sd,) = jobs[name]["dns_sd_configs"]

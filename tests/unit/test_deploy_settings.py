@@ -21,6 +21,7 @@ from tools.create_topics import TopicsSettings
 # What each container command runs, and the settings class that process loads.
 SETTINGS_BY_COMMAND: dict[tuple[str, ...], type[BaseSettings]] = {
     ("python", "-m", "registry"): RegistrySettings,
+    ("python", "-m", "registry", "history"): RegistrySettings,
     ("python", "-m", "router"): RouterSettings,
     ("python", "-m", "deliverer"): DelivererSettings,
     ("python", "tools/create_topics.py"): TopicsSettings,

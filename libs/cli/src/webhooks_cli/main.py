@@ -291,6 +291,220 @@ def webhooks_delete(c: Ctx, webhook_id: str, entity: str, api: str | None, tok: 
     c.out(res, f"{res.get('message', res)}")
 
 
+# --- delivery history (registry API) ---------------------------------------------------------------
+
+
+def _hook_path(entity: str, webhook_id: str, suffix: str) -> str:
+    from urllib.parse import quote
+
+    from webhooks_cli.api import RegistryClient
+
+    return f"{RegistryClient.base(entity)}/{quote(webhook_id, safe='')}{suffix}"
+
+
+def _history_call(
+    c: Ctx, entity: str, api: str | None, tok: str | None, method: str, path: str, body: Any = None
+) -> Any:
+    return _api_call(_client(c, entity, api, tok).call, method, path, body)
+
+
+@webhooks.command("deliveries")
+@click.argument("webhook_id")
+@click.option("--entity", required=True)
+@click.option("--status", type=click.Choice(["succeeded", "failed", "pending", "dead"]))
+@click.option("--event-type")
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--cursor", help="nextCursor of the previous page.")
+@api_opt
+@token_opt
+@pass_ctx
+def webhooks_deliveries(
+    c: Ctx,
+    webhook_id: str,
+    entity: str,
+    status: str | None,
+    event_type: str | None,
+    limit: int,
+    cursor: str | None,
+    api: str | None,
+    tok: str | None,
+) -> None:
+    """The delivery history of WEBHOOK_ID, newest first."""
+    from urllib.parse import urlencode
+
+    params = {"limit": str(limit), "status": status, "eventType": event_type, "cursor": cursor}
+    query = urlencode({k: v for k, v in params.items() if v is not None})
+    page = _history_call(
+        c, entity, api, tok, "GET", _hook_path(entity, webhook_id, f"/delivery/list?{query}")
+    )
+    table = Table("created", "event", "type", "status", "attempts", "last", "last attempt")
+    for i in page["items"]:
+        last = str(i["lastStatusCode"] or i["lastError"] or "-")
+        table.add_row(
+            i["createdAt"], i["eventId"], i["eventType"], i["status"], str(i["attempts"]), last,
+            i["lastAttemptAt"] or "-",
+        )  # fmt: skip
+    more = f"\nnext page: --cursor {page['nextCursor']}" if page["nextCursor"] else ""
+    c.out(page, table if page["items"] else f"no deliveries{more}")
+    if page["items"] and more and not c.as_json:
+        click.echo(more.strip())
+
+
+@webhooks.command("delivery")
+@click.argument("webhook_id")
+@click.argument("event_id")
+@click.option("--entity", required=True)
+@api_opt
+@token_opt
+@pass_ctx
+def webhooks_delivery(
+    c: Ctx, webhook_id: str, event_id: str, entity: str, api: str | None, tok: str | None
+) -> None:
+    """One delivery: the payload sent and every attempt."""
+    path = _hook_path(entity, webhook_id, f"/delivery/{event_id}")
+    d = _history_call(c, entity, api, tok, "GET", path)
+    table = Table("#", "at", "outcome", "status", "ms", "response")
+    for a in d["attempts"]:
+        status = str(a["statusCode"] or a["error"] or "-")
+        table.add_row(
+            str(a["attempt"]),
+            a["at"],
+            a["outcome"],
+            status,
+            f"{a['durationMs']:.0f}",
+            (a["responseBody"] or "")[:60],
+        )
+    c.out(d, table)
+    if not c.as_json:
+        click.echo(json.dumps(d["payload"], indent=2))
+
+
+@webhooks.command("resend")
+@click.argument("webhook_id")
+@click.argument("event_id")
+@click.option("--entity", required=True)
+@api_opt
+@token_opt
+@pass_ctx
+def webhooks_resend(
+    c: Ctx, webhook_id: str, event_id: str, entity: str, api: str | None, tok: str | None
+) -> None:
+    """Send one delivery again (same webhook-id)."""
+    path = _hook_path(entity, webhook_id, f"/delivery/{event_id}/resend")
+    res = _history_call(c, entity, api, tok, "POST", path)
+    c.out(res, f"resend of {res['eventId']} accepted")
+
+
+@webhooks.command("test")
+@click.argument("webhook_id")
+@click.option("--entity", required=True)
+@click.option("--type", "event_type", help="A catalogue event type (default: one the webhook subscribes to).")
+@api_opt
+@token_opt
+@pass_ctx
+def webhooks_test(
+    c: Ctx, webhook_id: str, entity: str, event_type: str | None, api: str | None, tok: str | None
+) -> None:
+    """Send a test event to WEBHOOK_ID."""
+    body = {"eventType": event_type} if event_type else {}
+    res = _history_call(c, entity, api, tok, "POST", _hook_path(entity, webhook_id, "/test"), body)
+    c.out(res, f"test event {res['eventId']} accepted")
+
+
+@webhooks.command("stats")
+@click.argument("webhook_id")
+@click.option("--entity", required=True)
+@api_opt
+@token_opt
+@pass_ctx
+def webhooks_stats(c: Ctx, webhook_id: str, entity: str, api: str | None, tok: str | None) -> None:
+    """Attempts, success rate and durations of the last hour and day."""
+    res = _history_call(c, entity, api, tok, "GET", _hook_path(entity, webhook_id, "/stats"))
+    table = Table("window", "attempts", "ok", "failed", "rate", "p50 ms", "p99 ms", "last failure")
+    for name, key in (("hour", "lastHour"), ("day", "lastDay")):
+        w = res[key]
+        rate = "-" if w["successRate"] is None else f"{w['successRate']:.1%}"
+        last = w["lastFailure"]
+        failure = "-" if last is None else f"{last['at']} {last['statusCode'] or last['error']}"
+        p50 = "-" if w["p50Ms"] is None else f"{w['p50Ms']:.0f}"
+        p99 = "-" if w["p99Ms"] is None else f"{w['p99Ms']:.0f}"
+        table.add_row(
+            name, str(w["attempts"]), str(w["successes"]), str(w["failures"]), rate, p50, p99, failure
+        )
+    c.out(res, table)
+
+
+def _start_job(
+    c: Ctx,
+    kind: str,
+    webhook_id: str,
+    entity: str,
+    since: str,
+    until: str | None,
+    api: str | None,
+    tok: str | None,
+) -> None:
+    body = {"since": since, **({"until": until} if until else {})}
+    res = _history_call(c, entity, api, tok, "POST", _hook_path(entity, webhook_id, f"/{kind}"), body)
+    c.out(
+        res, f"{kind} job {res['jobId']} {res['state']} (see: whctl webhooks job {webhook_id} {res['jobId']})"
+    )
+
+
+@webhooks.command("recover")
+@click.argument("webhook_id")
+@click.option("--entity", required=True)
+@click.option("--since", required=True, help="ISO 8601 start of the window.")
+@click.option("--until", help="ISO 8601 end of the window (default: now).")
+@api_opt
+@token_opt
+@pass_ctx
+def webhooks_recover(
+    c: Ctx, webhook_id: str, entity: str, since: str, until: str | None, api: str | None, tok: str | None
+) -> None:
+    """Re-send every failed or dead delivery of the window (a job)."""
+    _start_job(c, "recover", webhook_id, entity, since, until, api, tok)
+
+
+@webhooks.command("replay")
+@click.argument("webhook_id")
+@click.option("--entity", required=True)
+@click.option("--since", required=True, help="ISO 8601 start of the window.")
+@click.option("--until", help="ISO 8601 end of the window (default: now).")
+@api_opt
+@token_opt
+@pass_ctx
+def webhooks_replay(
+    c: Ctx, webhook_id: str, entity: str, since: str, until: str | None, api: str | None, tok: str | None
+) -> None:
+    """Send every event of the window the webhook matches and has not received (a job)."""
+    _start_job(c, "replay", webhook_id, entity, since, until, api, tok)
+
+
+@webhooks.command("job")
+@click.argument("webhook_id")
+@click.argument("job_id")
+@click.option("--entity", required=True)
+@api_opt
+@token_opt
+@pass_ctx
+def webhooks_job(c: Ctx, webhook_id: str, job_id: str, entity: str, api: str | None, tok: str | None) -> None:
+    """State and counts of a recover or replay job."""
+    res = _history_call(c, entity, api, tok, "GET", _hook_path(entity, webhook_id, f"/job/{job_id}"))
+    counts = res["counts"]
+    missing = (
+        f"; Kafka no longer holds {res['missing']['since']} .. {res['missing']['until']}"
+        if res["missing"]
+        else ""
+    )
+    error = f"; {res['error']}" if res["error"] else ""
+    c.out(
+        res,
+        f"{res['kind']} {res['state']}: {counts['sent']} sent, {counts['skipped']} skipped of "
+        f"{counts['considered']}{missing}{error}",
+    )
+
+
 # --- tail (delivery log) ----------------------------------------------------------------------------
 
 

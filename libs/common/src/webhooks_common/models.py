@@ -126,6 +126,7 @@ class AttemptRecord(_Message):
     response_snippet: str | None = None
     at_ms: int
     next_attempt_at_ms: int | None = None
+    body: str | None = Field(None, description="The payload sent, on the first attempt of a chain only.")
 
     def key(self) -> str:
         return f"{self.task_id}:{self.attempt}"

@@ -54,6 +54,27 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
     dead_at_ms: int
 
 
+class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """Value on `webhooks.attempts` (see models.AttemptRecord)."""
+
+    v: Literal[1] = 1
+    task_id: str
+    event_id: str
+    event_type: str
+    webhook_id: str
+    entity_id: str
+    url: str
+    attempt: int
+    outcome: str
+    status: int | None = None
+    error: str | None = None
+    duration_ms: float = 0.0
+    response_snippet: str | None = None
+    at_ms: int
+    next_attempt_at_ms: int | None = None
+    body: str | None = None
+
+
 class WebhookCommand(msgspec.Struct, frozen=True, kw_only=True):
     """Value on `webhooks.commands` (see models.WebhookCommand)."""
 

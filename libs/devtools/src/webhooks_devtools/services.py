@@ -1,6 +1,7 @@
 """How each of our services is started and says it is ready (`python -m NAME`, as deployed).
 
-The registry and the router answer /readyz. The deliverer serves /healthz and /metrics and prints a
+The registry, the router and the history writer (`python -m registry history`) answer /readyz. The
+deliverer serves /healthz and /metrics and prints a
 "deliverer ready" line once it consumes; when it answers /readyz that is used, the line otherwise.
 """
 
@@ -14,6 +15,8 @@ DELIVERER_READY_LINE = r"deliverer ready metrics_port=(\d+)"
 
 
 def service_argv(name: str) -> list[str]:
+    if name == "history":  # the registry's delivery-history writer, its own process
+        return [sys.executable, "-m", "registry", "history"]
     return [sys.executable, "-m", name]
 
 
@@ -38,4 +41,6 @@ def service_ready(name: str, env: dict[str, str]) -> Readiness:
         return readyz(env.get("ROUTER_WEB_PORT", "6066"))
     if name == "deliverer":
         return deliverer_ready(env.get("DELIVERER_METRICS_PORT", "9100"))
+    if name == "history":
+        return readyz(env.get("REGISTRY_HISTORY_PORT", "9102"))
     raise ValueError(f"unknown service {name!r}")

@@ -192,6 +192,7 @@ class Pipeline:
             error=err,
             snippet=res.snippet,
             next_attempt_at_ms=next_at,
+            body_max_bytes=self._s.attempt_body_bytes,
         )
         futs.append(await self._send(self._topics.attempts, wid.encode(), rec))
         self._finish(job, futs)
@@ -214,7 +215,14 @@ class Pipeline:
         final = records.with_history(task, records.summary(task.attempt, at_ms, label, status, err))
         dlq = await self._send(self._topics.dlq, wid.encode(), records.dead_letter(final, reason, at_ms))
         rec = records.attempt_record(
-            task, url=url, outcome=label, at_ms=at_ms, duration_ms=dur_ms, status=status, error=err
+            task,
+            url=url,
+            outcome=label,
+            at_ms=at_ms,
+            duration_ms=dur_ms,
+            status=status,
+            error=err,
+            body_max_bytes=self._s.attempt_body_bytes,
         )
         att = await self._send(self._topics.attempts, wid.encode(), rec)
         self._m.attempts.labels(label).inc()
@@ -228,7 +236,12 @@ class Pipeline:
         view = self._view.get(wid)
         at_ms = int(time.time() * 1000)
         rec = records.attempt_record(
-            task, url=view.url if view else task.url, outcome="dropped", at_ms=at_ms, error=reason
+            task,
+            url=view.url if view else task.url,
+            outcome="dropped",
+            at_ms=at_ms,
+            error=reason,
+            body_max_bytes=self._s.attempt_body_bytes,
         )
         self._m.dropped.labels(reason).inc()
         self._finish(job, [await self._send(self._topics.attempts, wid.encode(), rec)])

@@ -38,6 +38,7 @@ def attempt_record(
     error: str | None = None,
     snippet: str | None = None,
     next_attempt_at_ms: int | None = None,
+    body_max_bytes: int = 0,
 ) -> bytes:
     rec: dict[str, Any] = {
         "v": 1,
@@ -60,6 +61,10 @@ def attempt_record(
         rec["response_snippet"] = snippet
     if next_attempt_at_ms is not None:
         rec["next_attempt_at_ms"] = next_attempt_at_ms
+    # The payload once per chain (its first attempt), so the delivery history can show and resend it
+    # without repeating it on every retry; a body over the bound is left out rather than cut.
+    if task.attempt == 1 and 0 < len(task.body) <= body_max_bytes:
+        rec["body"] = task.body
     return orjson.dumps(rec)
 
 

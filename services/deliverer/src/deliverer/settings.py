@@ -61,6 +61,12 @@ class DelivererSettings(CommonSettings):
         "then dropped (covers a config change still on its way to us).",
     )
     response_snippet_bytes: int = Field(4096, ge=0, description="Response body bytes kept per attempt.")
+    attempt_body_bytes: int = Field(
+        256 * 1024,
+        ge=0,
+        description="The payload is copied into the first attempt record of a chain (for the delivery "
+        "history and its resend) when it is at most this long; 0 never copies it.",
+    )
     user_agent: str = Field("Wink-Webhooks/1.0", description="User-Agent header of every delivery.")
     metrics_host: str = Field("0.0.0.0", description="Interface of the Prometheus /metrics server.")
     metrics_port: int = Field(9100, ge=0, description="Port of /metrics; 0 picks a free port.")

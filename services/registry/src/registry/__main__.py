@@ -1,5 +1,6 @@
 """`python -m registry` serves the API; `python -m registry resync` republishes every config;
-`python -m registry token --sub u --entity e` prints a development token (HS256, AUTH_JWT_SECRET)."""
+`python -m registry token --sub u --entity e` prints a development token (HS256, AUTH_JWT_SECRET);
+`python -m registry history` runs the delivery-history writer (its own process and consumer group)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="serve the HTTP API (default)")
     sub.add_parser("resync", help="republish every webhook config to the config topic, then exit")
+    sub.add_parser("history", help="run the delivery-history writer (webhooks.attempts/dlq -> store)")
     tok = sub.add_parser("token", help="print a development bearer token signed with AUTH_JWT_SECRET")
     tok.add_argument("--sub", default="dev-user")
     tok.add_argument("--entity", action="append", default=[], help="managing entity id (repeatable)")
@@ -35,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
             print("AUTH_JWT_SECRET is not set", file=sys.stderr)
             return 2
         print(mint_token(settings.jwt_secret, args.sub, args.entity, args.scope.split(), args.ttl))
+        return 0
+    if args.command == "history":
+        from registry.history.writer import serve_forever
+
+        asyncio.run(serve_forever(settings))
         return 0
     if args.command == "resync":
         from registry.resync import resync

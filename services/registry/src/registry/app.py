@@ -18,10 +18,11 @@ from registry.auth import Authenticator, JwksKeys, KeySource, SharedSecret
 from registry.commands import CommandConsumer
 from registry.documents import ConfigRecord
 from registry.handlers import Handlers
+from registry.history.api import HistoryApi
 from registry.openapi import build_openapi
 from registry.problems import problem_for, problem_response
 from registry.publisher import ConfigSink, KafkaSink, Publisher
-from registry.routes import ROUTES
+from registry.routes import HISTORY_ROUTES, ROUTES
 from registry.service import Limits, WebhookService
 from registry.settings import RegistrySettings
 from registry.store import MongoStore
@@ -228,7 +229,10 @@ def build_app(
     )
     app[RUNTIME] = rt
     handlers = Handlers(rt)
+    history = HistoryApi(rt)
     for route in ROUTES:
-        app.router.add_route(route.method, route.path, handlers.guarded(route))
+        guarded = history.guarded(route) if route in HISTORY_ROUTES else handlers.guarded(route)
+        app.router.add_route(route.method, route.path, guarded)
     app.cleanup_ctx.append(rt.lifespan)
+    app.cleanup_ctx.append(history.lifespan)
     return app

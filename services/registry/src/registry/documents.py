@@ -50,6 +50,7 @@ class Webhook(_Stored):
     version: int
     deleted: bool = False
     secrets: list[StoredSecret] = Field(min_length=1)
+    disabled_reason: str | None = None  # why the system disabled it; cleared when it is enabled again
 
 
 def from_doc(doc: Doc) -> Webhook:
@@ -64,7 +65,10 @@ def from_doc(doc: Doc) -> Webhook:
 
 
 def to_doc(webhook: Webhook) -> Doc:
-    return webhook.model_dump(by_alias=True)
+    doc = webhook.model_dump(by_alias=True)
+    if doc["disabled_reason"] is None:
+        del doc["disabled_reason"]  # only a disabled webhook has one: stored documents stay as they were
+    return doc
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,7 @@ def change(webhook: Webhook, user: str, now: datetime, fields: dict[str, Any]) -
             "user_identifier": user,
         }
     )
-    doc = to_doc(changed)
+    doc = changed.model_dump(by_alias=True)
     keys = [*fields, "version", "updated_at", "changed_at_ms", "user_identifier"]
     return {k: doc[k] for k in keys}
 
@@ -132,6 +136,8 @@ def change(webhook: Webhook, user: str, now: datetime, fields: dict[str, Any]) -
 def changed_fields(webhook: Webhook, changes: WebhookChanges) -> dict[str, Any] | None:
     """Only the fields whose value differs; None when nothing does (then nothing is written or published)."""
     changed = {k: v for k, v in changes.present().items() if getattr(webhook, k) != v}
+    if changed.get("enabled") is True and webhook.disabled_reason is not None:
+        changed["disabled_reason"] = None  # enabled again: the reason it was disabled no longer holds
     return changed or None
 
 
@@ -171,6 +177,7 @@ def to_record(webhook: Webhook) -> WebhookRecord:
         enabled=webhook.enabled,
         event_url=webhook.event_url,
         event_list=list(webhook.event_list),
+        disabled_reason=webhook.disabled_reason,
     )
 
 

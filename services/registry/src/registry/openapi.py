@@ -58,6 +58,10 @@ def _operation(route: Route, components: dict[str, Any]) -> dict[str, Any]:
         }
         for name in _PARAM.findall(route.path)
     ]
+    params += [
+        {"name": name, "in": "query", "required": False, "description": text, "schema": {"type": "string"}}
+        for name, text in route.query
+    ]
     if route.method in ("PATCH", "DELETE"):
         params.append(
             {
@@ -72,10 +76,10 @@ def _operation(route: Route, components: dict[str, Any]) -> dict[str, Any]:
         op["parameters"] = params
     if route.request is not None:
         op["requestBody"] = {
-            "required": True,
+            "required": not route.body_optional,
             "content": {"application/json": {"schema": _schema(route.request, components, "validation")}},
         }
-    ok: dict[str, Any] = {"description": "OK" if route.status == 200 else "Created"}
+    ok: dict[str, Any] = {"description": {200: "OK", 201: "Created", 202: "Accepted"}[route.status]}
     if route.response is not None:
         ok["content"] = {route.media_type: {"schema": _schema(route.response, components, "serialization")}}
     elif route.media_type == "text/plain":

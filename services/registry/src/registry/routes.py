@@ -8,6 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from registry.history.routes import history_routes
 from registry.schemas import (
     Health,
     KeyValuePair,
@@ -35,6 +36,8 @@ class Route:
     response: Any = None  # a model or list[model]; None for non-JSON bodies
     status: int = 200
     media_type: str = "application/json"
+    query: tuple[tuple[str, str], ...] = ()  # (name, description) of optional query parameters
+    body_optional: bool = False
 
 
 ROUTES: tuple[Route, ...] = (
@@ -117,3 +120,6 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route("GET", "/openapi.json", "openapi", "openapi", "This OpenAPI document", None, None, None),
 )
+
+HISTORY_ROUTES = history_routes(Route, BASE)  # the delivery history's (registry/history/routes.py)
+ROUTES = ROUTES + HISTORY_ROUTES

@@ -80,6 +80,11 @@ class WebhookRecord(_Api):
     enabled: bool
     event_url: str = Field(alias="eventUrl")
     event_list: list[str] = Field(alias="eventList", description="Empty means all events.")
+    disabled_reason: str | None = Field(
+        None,
+        alias="disabledReason",
+        description="Why the platform disabled the webhook (410 Gone, sustained failure); null once enabled.",
+    )
 
 
 class RemoveEntryResponse(_Api):

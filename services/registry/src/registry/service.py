@@ -111,7 +111,7 @@ class WebhookService:
                 webhook_id,
                 f"system:{requested_by}",
                 None,
-                lambda webhook: {"enabled": False} if webhook.enabled else None,
+                lambda webhook: {"enabled": False, "disabled_reason": reason} if webhook.enabled else None,
             )
         except NotFound:
             return False

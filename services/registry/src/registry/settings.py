@@ -51,6 +51,31 @@ class RegistrySettings(CommonSettings):
         "registry-commands",
         description="Consumer group for the commands topic (KAFKA_TOPIC_PREFIX is prepended).",
     )
+    history_group: str = Field(
+        "registry-history",
+        description="Consumer group of the history writer (KAFKA_TOPIC_PREFIX is prepended).",
+    )
+    history_batch_size: int = Field(500, ge=1, description="Records the history writer stores per batch.")
+    history_flush_s: float = Field(
+        0.2, gt=0, description="Longest a record waits in the history writer before its batch is stored."
+    )
+    history_retention_days: float = Field(
+        30, gt=0, description="How long deliveries and attempts are kept in the history (whole hours go)."
+    )
+    history_prune_every_s: float = Field(300, gt=0, description="How often the history retention runs.")
+    history_host: str = Field("0.0.0.0", description="Interface of the history writer's health/metrics.")
+    history_port: int = Field(
+        9102, ge=0, le=65535, description="Port of the history writer's /healthz /readyz /metrics (0: free)."
+    )
+    history_auto_disable_after_s: float = Field(
+        5 * 86400,
+        ge=0,
+        description="Disable a webhook whose every attempt failed for this long (0: never).",
+    )
+    history_job_rate: float = Field(
+        100, gt=0, description="Most delivery tasks per second a recover or replay job writes."
+    )
+    history_job_poll_s: float = Field(1.0, gt=0, description="How often the history process looks for jobs.")
     jwt_secret: str | None = Field(
         None,
         validation_alias=AliasChoices("AUTH_JWT_SECRET", "jwt_secret"),

@@ -1,0 +1,283 @@
+"""Pure rules of the delivery history: ids, time buckets, a delivery's summary folded from its attempts,
+the failure streak behind auto-disable, stats and list cursors. No I/O here.
+
+Every hot query is an equality on indexed fields (FerretDB pushes only those down): a delivery is found by
+`_id` or by (webhook, hour bucket[, status][, event type]); its attempts by `delivery_id`; the hours in which
+a webhook has deliveries by `webhook_id` in `delivery_hours`. Newest-first pages walk those hours newest
+first, and retention deletes whole hours.
+"""
+
+from __future__ import annotations
+
+import base64
+import calendar
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from webhooks_common.wire import AttemptRecord, DeadLetter
+
+Doc = dict[str, Any]
+
+SUCCEEDED, FAILED, PENDING, DEAD = "succeeded", "failed", "pending", "dead"
+STATUSES = (SUCCEEDED, FAILED, PENDING, DEAD)
+
+# What the deliverer's attempt outcome means for the delivery: a success; a failure with a retry scheduled;
+# or the end without success (dead-lettered, refused, 410 Gone, dropped because the webhook is disabled/gone).
+_STATUS_OF_OUTCOME = {
+    "success": SUCCEEDED,
+    "retry": FAILED,
+    "dead": DEAD,
+    "refused": DEAD,
+    "disabled": DEAD,
+    "dropped": DEAD,
+}
+# Outcomes that are an HTTP attempt that failed (for the failure streak and the stats); `dropped` is not an
+# attempt at all (nothing was sent) and `refused` never reached the receiver.
+FAILURES = frozenset({"retry", "dead", "disabled"})
+SENT = frozenset({"success", "retry", "dead", "disabled"})
+
+
+def hour_of(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H", time.gmtime(ms / 1000))
+
+
+def hour_start_ms(hour: str) -> int:
+    return calendar.timegm(time.strptime(hour, "%Y-%m-%dT%H")) * 1000
+
+
+def delivery_id(webhook_id: str, event_id: str) -> str:
+    return f"{webhook_id}:{event_id}"
+
+
+def attempt_id(rec: AttemptRecord) -> str:
+    # at_ms too: a resend starts a new chain at attempt 1, and a task redelivered after a deliverer crash is
+    # a real second attempt; a re-consumed record has the same id and is skipped.
+    return f"{rec.webhook_id}:{rec.event_id}:{rec.attempt}:{rec.at_ms}"
+
+
+def status_of(outcome: str) -> str:
+    return _STATUS_OF_OUTCOME.get(outcome, FAILED)
+
+
+def attempt_doc(rec: AttemptRecord) -> Doc:
+    doc: Doc = {
+        "_id": attempt_id(rec),
+        "delivery_id": delivery_id(rec.webhook_id, rec.event_id),
+        "webhook_id": rec.webhook_id,
+        "entity_id": rec.entity_id,
+        "event_id": rec.event_id,
+        "hour": hour_of(rec.at_ms),
+        "attempt": rec.attempt,
+        "outcome": rec.outcome,
+        "at_ms": rec.at_ms,
+        "duration_ms": rec.duration_ms,
+        "url": rec.url,
+    }
+    for name in ("status", "error", "response_snippet", "next_attempt_at_ms"):
+        value = getattr(rec, name)
+        if value is not None:
+            doc[name] = value
+    return doc
+
+
+def _last(doc: Doc) -> Doc:
+    return {k: doc[k] for k in ("at_ms", "outcome", "status", "error", "attempt") if k in doc}
+
+
+def merge_delivery(
+    existing: Doc | None,
+    attempts: Sequence[AttemptRecord],
+    dead: DeadLetter | None = None,
+) -> Doc:
+    """The delivery document after these attempts (and dead letter): idempotent, order-free.
+
+    Returns only the fields the writer sets; `requested_ms` (a resend or test asked for) is the API's and
+    only read here: a delivery asked for again is pending until an attempt newer than the request arrives.
+    """
+    first = attempts[0] if attempts else None
+    out: Doc = {}
+    if existing is None:
+        if first is not None:
+            created = min(a.at_ms for a in attempts)
+            out.update(
+                webhook_id=first.webhook_id,
+                entity_id=first.entity_id,
+                event_id=first.event_id,
+                event_type=first.event_type,
+            )
+        else:
+            assert dead is not None
+            created = dead.dead_at_ms
+            t = dead.task
+            out.update(
+                webhook_id=t.webhook_id, entity_id=t.entity_id, event_id=t.event_id, event_type=t.event_type
+            )
+        out.update(created_ms=created, hour=hour_of(created), attempt_ids=[], requested_ms=0)
+        base: Doc = {}
+    else:
+        base = existing
+        if not attempts:
+            # a dead letter for a known delivery adds only what it knows: its attempts' summary belongs to
+            # the writer of `webhooks.attempts` (a dead letter may be read by another writer process)
+            only: Doc = {}
+            if dead is not None:
+                only["dead_reason"] = dead.reason
+                if base.get("payload") is None:
+                    only["payload"] = dead.task.body
+            return only
+    ids = list(base.get("attempt_ids", []))
+    seen = set(ids)
+    last = base.get("last")
+    for a in attempts:
+        aid = attempt_id(a)
+        if aid not in seen:
+            seen.add(aid)
+            ids.append(aid)
+        cand = _last(attempt_doc(a))
+        if last is None or (cand["at_ms"], cand["attempt"]) >= (last["at_ms"], last.get("attempt", 0)):
+            last = cand
+    out["attempt_ids"] = ids
+    out["attempts"] = len(ids)
+    payload = base.get("payload")
+    if payload is None:
+        payload = next((a.body for a in attempts if a.body is not None), None)
+        if payload is None and dead is not None:
+            payload = dead.task.body
+        if payload is not None:
+            out["payload"] = payload
+    if dead is not None:
+        out["dead_reason"] = dead.reason
+    requested = int(base.get("requested_ms") or out.get("requested_ms") or 0)
+    if last is not None:
+        out["last"] = last
+        out["last_at_ms"] = last["at_ms"]
+    if last is not None and last["at_ms"] >= requested:
+        out["status"] = status_of(last["outcome"])
+    elif requested:
+        out["status"] = PENDING
+    else:
+        out["status"] = DEAD  # a dead letter whose attempt record has not arrived yet
+    return out
+
+
+# --- the failure streak behind auto-disable ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Streak:
+    """Since when every attempt of a webhook failed (None: the last one succeeded, or none yet)."""
+
+    failing_since_ms: int | None = None
+    last_failure_ms: int | None = None
+    disable_requested_ms: int = 0
+
+
+def fold_streak(streak: Streak, attempts: Iterable[AttemptRecord], settle_ms: int) -> Streak:
+    """The streak after these attempts (ordered by time). Failures within `settle_ms` of a disable request
+    are the tail of work already under way: they start no new streak (else re-enabling would disable again
+    at the first failure)."""
+    since, last, asked = streak.failing_since_ms, streak.last_failure_ms, streak.disable_requested_ms
+    for a in sorted(attempts, key=lambda r: r.at_ms):
+        if a.outcome == "success":
+            since = None
+        elif a.outcome in FAILURES:
+            if asked and a.at_ms < asked + settle_ms:
+                continue
+            if since is None:
+                since = a.at_ms
+            last = a.at_ms if last is None else max(last, a.at_ms)
+    return Streak(since, last, asked)
+
+
+def should_disable(streak: Streak, now_ms: int, period_ms: int) -> bool:
+    if streak.failing_since_ms is None or streak.last_failure_ms is None:
+        return False
+    already = streak.disable_requested_ms >= streak.failing_since_ms
+    return not already and streak.last_failure_ms - streak.failing_since_ms >= period_ms
+
+
+def streak_from_doc(doc: Doc | None) -> Streak:
+    if doc is None:
+        return Streak()
+    return Streak(
+        doc.get("failing_since_ms"), doc.get("last_failure_ms"), int(doc.get("disable_requested_ms", 0))
+    )
+
+
+# --- stats ------------------------------------------------------------------------------------------------
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile of already sorted values."""
+    if not sorted_values:
+        return None
+    rank = max(1, min(len(sorted_values), int(-(-q * len(sorted_values) // 1))))
+    return float(sorted_values[rank - 1])
+
+
+def window_stats(attempts: Iterable[Doc], since_ms: int) -> Doc:
+    sent = [a for a in attempts if a["at_ms"] >= since_ms and a["outcome"] in SENT]
+    ok = sum(1 for a in sent if a["outcome"] == "success")
+    durations = sorted(float(a.get("duration_ms", 0.0)) for a in sent)
+    failures = [a for a in sent if a["outcome"] != "success"]
+    last = max(failures, key=lambda a: a["at_ms"], default=None)
+    return {
+        "attempts": len(sent),
+        "successes": ok,
+        "failures": len(sent) - ok,
+        "success_rate": (ok / len(sent)) if sent else None,
+        "p50_ms": percentile(durations, 0.50),
+        "p99_ms": percentile(durations, 0.99),
+        "last_failure": last,
+    }
+
+
+# --- list cursors -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where the next page starts: in `hour`, before (created_ms, id); None fields: at the hour's end."""
+
+    hour: str
+    created_ms: int | None = None
+    id: str | None = None
+
+    def encode(self) -> str:
+        raw = orjson.dumps({"h": self.hour, "c": self.created_ms, "i": self.id})
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, text: str) -> Cursor:
+        """Raises ValueError on anything that is not a cursor we made."""
+        try:
+            raw = orjson.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
+            hour, created, ident = raw["h"], raw.get("c"), raw.get("i")
+        except Exception as exc:
+            raise ValueError("not a cursor of this list") from exc
+        if not isinstance(hour, str) or len(hour) != 13:
+            raise ValueError("not a cursor of this list")
+        if (created is None) != (ident is None) or not isinstance(created, int | None):
+            raise ValueError("not a cursor of this list")
+        return cls(hour, created, ident)
+
+
+def before_cursor(doc: Doc, cursor: Cursor | None) -> bool:
+    if cursor is None or cursor.created_ms is None or doc["hour"] != cursor.hour:
+        return True
+    return (doc["created_ms"], doc["_id"]) < (cursor.created_ms, cursor.id or "")
+
+
+def hours_to_scan(
+    hours: Iterable[str], since_ms: int | None, until_ms: int | None, cursor: Cursor | None
+) -> list[str]:
+    """The webhook's hours that may hold items of this page, newest first."""
+    lo = hour_of(since_ms) if since_ms is not None else ""
+    hi = hour_of(until_ms) if until_ms is not None else "9999"
+    if cursor is not None:
+        hi = min(hi, cursor.hour)
+    return sorted({h for h in hours if lo <= h <= hi}, reverse=True)

@@ -1,0 +1,276 @@
+"""The delivery history in MongoDB (FerretDB on PostgreSQL locally): writes of the history writer, queries
+of the API, retention. Every query is an equality on indexed fields or an `_id` lookup (see model.py).
+
+Collections: `deliveries` (one per webhook and event), `delivery_attempts` (one per attempt),
+`delivery_hours` (the hours in which a webhook has deliveries: the list walks them newest first),
+`webhook_health` (the failure streak of each webhook), `history_meta` (how far retention has removed).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+from registry.history.model import Cursor, Doc, Streak, before_cursor, hour_of, hour_start_ms
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_KEY = 11000
+RETENTION_META = "retention"
+# Single-document updates in flight at once (as many clients would send; no bulk, see write_deliveries).
+UPDATE_CONCURRENCY = 8
+
+
+class HistoryStore:
+    def __init__(
+        self, url: str, database: str, timeout_ms: int = 5000, listeners: Sequence[Any] = ()
+    ) -> None:
+        self.client: AsyncMongoClient[Doc] = AsyncMongoClient(
+            url,
+            serverSelectionTimeoutMS=timeout_ms,
+            connectTimeoutMS=timeout_ms,
+            event_listeners=list(listeners),
+        )
+        db = self.client[database]
+        self.deliveries = db["deliveries"]
+        self.attempts = db["delivery_attempts"]
+        self.hours = db["delivery_hours"]
+        self.health = db["webhook_health"]
+        self.meta = db["history_meta"]
+        self.jobs = db["history_jobs"]
+        self.job_locks = db["history_job_locks"]  # `_id` = webhook id: one job per webhook at a time
+
+    async def ensure_indexes(self) -> None:
+        # Locally each indexed field also gets a GIN twin (tools/localpg.py): equality on any of them is
+        # index-served. The compound orders serve MongoDB's sort in production.
+        await self.deliveries.create_index(
+            [("webhook_id", ASCENDING), ("hour", ASCENDING), ("created_ms", DESCENDING)]
+        )
+        await self.deliveries.create_index([("status", ASCENDING)])
+        await self.deliveries.create_index([("event_type", ASCENDING)])
+        await self.deliveries.create_index([("hour", ASCENDING)])
+        await self.attempts.create_index([("delivery_id", ASCENDING)])
+        await self.attempts.create_index([("webhook_id", ASCENDING), ("hour", ASCENDING)])
+        await self.attempts.create_index([("hour", ASCENDING)])
+        await self.hours.create_index([("webhook_id", ASCENDING)])
+        await self.hours.create_index([("hour", ASCENDING)])
+        await self.jobs.create_index([("state", ASCENDING)])
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    # --- the writer ---------------------------------------------------------------------------------
+
+    async def insert_attempts(self, docs: Sequence[Doc]) -> int:
+        """Insert, skipping attempts already stored (a re-consumed record); returns how many were new."""
+        if not docs:
+            return 0
+        try:
+            res = await self.attempts.insert_many(list(docs), ordered=False)
+            return len(res.inserted_ids)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            return len(docs) - len(errors)
+
+    async def deliveries_by_id(self, ids: Sequence[str], concurrency: int = 8) -> dict[str, Doc]:
+        # One `_id` lookup each: `$in` is not pushed down by FerretDB, `_id` equality is.
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(i: str) -> Doc | None:
+            async with sem:
+                return await self.deliveries.find_one(
+                    {"_id": i}, {"attempt_ids": 1, "last": 1, "payload": 1, "requested_ms": 1, "hour": 1}
+                )
+
+        found = await asyncio.gather(*(one(i) for i in ids))
+        return {d["_id"]: d for d in found if d is not None}
+
+    async def write_deliveries(
+        self, changes: dict[str, Doc], existing: set[str], new_hours: set[tuple[str, str]]
+    ) -> set[str]:
+        """New deliveries and hour buckets are inserted, known ones get a `$set` of the writer's fields (never
+        `requested_ms`, the API's). Returns the new ones that someone else inserted first (merge them again).
+
+        One `update` command per document, never a bulk: FerretDB v1.24 on PostgreSQL freezes (every client,
+        every database, until restarted) on an `update` command of about 50 statements or more, ordered or
+        not (measured here: 45 pass, 50 hang). `insert_many` is not affected."""
+        fresh = [{"_id": i, **f} for i, f in changes.items() if i not in existing]
+        raced = await self._insert_new(self.deliveries, fresh)
+        sem = asyncio.Semaphore(UPDATE_CONCURRENCY)
+
+        async def update(i: str, fields: Doc) -> None:
+            async with sem:
+                await self.deliveries.update_one({"_id": i}, {"$set": fields})
+
+        await asyncio.gather(*(update(i, f) for i, f in changes.items() if i in existing))
+        hours = [{"_id": f"{w}:{h}", "webhook_id": w, "hour": h} for w, h in new_hours]
+        await self._insert_new(self.hours, hours)
+        return raced
+
+    @staticmethod
+    async def _insert_new(col: Any, docs: list[Doc]) -> set[str]:
+        """Insert; the `_id`s that already existed."""
+        if not docs:
+            return set()
+        try:
+            await col.insert_many(docs, ordered=False)
+            return set()
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != DUPLICATE_KEY for e in errors):
+                raise
+            return {docs[e["index"]]["_id"] for e in errors}
+
+    async def streak(self, webhook_id: str) -> Doc | None:
+        return await self.health.find_one({"_id": webhook_id})
+
+    async def save_streak(self, webhook_id: str, streak: Streak) -> None:
+        await self.health.replace_one(
+            {"_id": webhook_id},
+            {
+                "failing_since_ms": streak.failing_since_ms,
+                "last_failure_ms": streak.last_failure_ms,
+                "disable_requested_ms": streak.disable_requested_ms,
+            },
+            upsert=True,
+        )
+
+    # --- the API ------------------------------------------------------------------------------------
+
+    async def webhook_hours(self, webhook_id: str) -> list[str]:
+        return [d["hour"] async for d in self.hours.find({"webhook_id": webhook_id}, {"hour": 1})]
+
+    async def deliveries_in_hour(
+        self,
+        webhook_id: str,
+        hour: str,
+        *,
+        status: str | None,
+        event_type: str | None,
+        cursor: Cursor | None,
+        since_ms: int | None,
+        until_ms: int | None,
+        limit: int,
+    ) -> list[Doc]:
+        """This hour's deliveries of the webhook, newest first, after the cursor, within the window."""
+        query: Doc = {"webhook_id": webhook_id, "hour": hour}
+        if status is not None:
+            query["status"] = status
+        if event_type is not None:
+            query["event_type"] = event_type
+        window: Doc = {}
+        if since_ms is not None:
+            window["$gte"] = since_ms
+        if until_ms is not None:
+            window["$lt"] = until_ms
+        if cursor is not None and cursor.created_ms is not None and cursor.hour == hour:
+            window["$lte"] = cursor.created_ms
+        if window:
+            query["created_ms"] = window
+        found = self.deliveries.find(query, {"payload": 0, "attempt_ids": 0})
+        found = found.sort([("created_ms", DESCENDING), ("_id", DESCENDING)]).limit(limit + 1)
+        return [d async for d in found if before_cursor(d, cursor)][:limit]
+
+    async def delivery(self, webhook_id: str, event_id: str) -> Doc | None:
+        return await self.deliveries.find_one({"_id": f"{webhook_id}:{event_id}"})
+
+    async def attempts_of(self, delivery_id: str) -> list[Doc]:
+        docs = [d async for d in self.attempts.find({"delivery_id": delivery_id})]
+        return sorted(docs, key=lambda d: (d["at_ms"], d["attempt"]))
+
+    async def attempts_in_hours(self, webhook_id: str, hours: Sequence[str]) -> list[Doc]:
+        fields = {"at_ms": 1, "outcome": 1, "duration_ms": 1, "status": 1, "error": 1, "event_id": 1}
+
+        async def one(h: str) -> list[Doc]:
+            return [d async for d in self.attempts.find({"webhook_id": webhook_id, "hour": h}, fields)]
+
+        return [d for part in await asyncio.gather(*(one(h) for h in hours)) for d in part]
+
+    async def mark_requested(self, delivery_id: str, now_ms: int) -> None:
+        """A resend was asked for: the delivery shows as pending until an attempt newer than this arrives."""
+        await self.deliveries.update_one(
+            {"_id": delivery_id}, {"$set": {"requested_ms": now_ms, "status": "pending"}}
+        )
+
+    async def insert_requested(self, doc: Doc) -> None:
+        """A delivery the API starts (a test event): pending, with its payload, before any attempt."""
+        await self.deliveries.insert_one(doc)
+        wid, hour = doc["webhook_id"], doc["hour"]
+        await self.hours.update_one(
+            {"_id": f"{wid}:{hour}"}, {"$set": {"webhook_id": wid, "hour": hour}}, upsert=True
+        )
+
+    # --- retention ----------------------------------------------------------------------------------
+
+    async def prune(self, now_ms: int, retention_days: float, first_run_lookback_days: float = 30) -> int:
+        """Remove whole hours older than the retention, each with an equality filter on `hour`; a pointer
+        in `history_meta` remembers how far it got, so each run walks only the hours expired since."""
+        cutoff = hour_of(now_ms - int(retention_days * 86_400_000))
+        meta = await self.meta.find_one({"_id": RETENTION_META})
+        if meta is not None:
+            start = hour_start_ms(meta["pruned_until"])
+        else:
+            start = hour_start_ms(cutoff) - int(first_run_lookback_days * 86_400_000)
+        removed = 0
+        t = start
+        end = hour_start_ms(cutoff)
+        while t < end:
+            hour = hour_of(t)
+            removed += (await self.deliveries.delete_many({"hour": hour})).deleted_count
+            await self.attempts.delete_many({"hour": hour})
+            await self.hours.delete_many({"hour": hour})
+            t += 3_600_000
+            await self.meta.replace_one({"_id": RETENTION_META}, {"pruned_until": hour_of(t)}, upsert=True)
+        return removed
+
+    # --- jobs ---------------------------------------------------------------------------------------
+
+    async def create_job(self, job: Doc) -> Doc | None:
+        """Store a queued job unless its webhook has one not finished: then that one (the caller answers 409).
+
+        The lock is an insert with a unique `_id`, the one atomic conditional write FerretDB has."""
+        wid = job["webhook_id"]
+        for _ in range(3):
+            try:
+                await self.job_locks.insert_one({"_id": wid, "job_id": job["_id"]})
+                break
+            except DuplicateKeyError:
+                lock = await self.job_locks.find_one({"_id": wid})
+                if lock is None:
+                    continue  # released meanwhile
+                holder = await self.jobs.find_one({"_id": lock["job_id"]})
+                if holder is not None and holder["state"] in ("queued", "running"):
+                    return holder
+                # its job finished (or was never stored: the API died in between): a stale lock
+                await self.job_locks.delete_one({"_id": wid, "job_id": lock["job_id"]})
+        else:
+            raise RuntimeError("could not take the job lock")
+        await self.jobs.insert_one(job)
+        return None
+
+    async def job(self, webhook_id: str, job_id: str) -> Doc | None:
+        return await self.jobs.find_one({"_id": job_id, "webhook_id": webhook_id})
+
+    async def jobs_in(self, state: str) -> list[Doc]:
+        return [d async for d in self.jobs.find({"state": state})]
+
+    async def update_job(self, job_id: str, fields: Doc) -> None:
+        await self.jobs.update_one({"_id": job_id}, {"$set": fields})
+
+    async def release_job(self, webhook_id: str, job_id: str) -> None:
+        await self.job_locks.delete_one({"_id": webhook_id, "job_id": job_id})
+
+    async def deliveries_with_status(self, webhook_id: str, hour: str, status: str) -> list[Doc]:
+        query = {"webhook_id": webhook_id, "hour": hour, "status": status}
+        return [d async for d in self.deliveries.find(query, {"attempt_ids": 0})]
+
+    async def delivery_status(self, delivery_id: str) -> str | None:
+        doc = await self.deliveries.find_one({"_id": delivery_id}, {"status": 1})
+        return None if doc is None else str(doc.get("status"))
