@@ -201,6 +201,10 @@ def build_env(describe: bool) -> dict[str, str]:
         why = {
             "REGISTRY_ALLOW_HTTP": "plain-http eventUrls accepted",
             "DELIVERY_ALLOW_PRIVATE_TARGETS": "deliveries to loopback/private addresses allowed",
+            "REGISTRY_DEV_TOKENS": "the Webhooks page can mint development tokens",
+            "REGISTRY_HOST": "the API on loopback only",
+            "ROUTER_WEB_BIND": "the router's web port on loopback only",
+            "DELIVERER_METRICS_HOST": "the deliverer's metrics on loopback only",
             "LOG_FORMAT": "readable logs",
             "AUTH_JWT_SECRET": "HS256 key of API tokens",
             "WEBHOOK_SECRETS_KEY": "Fernet key of stored signing secrets",

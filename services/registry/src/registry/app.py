@@ -19,6 +19,7 @@ from registry.commands import CommandConsumer
 from registry.documents import ConfigRecord
 from registry.handlers import Handlers
 from registry.openapi import build_openapi
+from registry.page.routes import add_page_routes
 from registry.problems import problem_for, problem_response
 from registry.publisher import ConfigSink, KafkaSink, Publisher
 from registry.routes import ROUTES
@@ -230,5 +231,6 @@ def build_app(
     handlers = Handlers(rt)
     for route in ROUTES:
         app.router.add_route(route.method, route.path, handlers.guarded(route))
+    add_page_routes(app, settings)
     app.cleanup_ctx.append(rt.lifespan)
     return app
