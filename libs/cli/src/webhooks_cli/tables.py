@@ -83,4 +83,4 @@ def stacked(cols: list[Col], rows: list[list[str]]) -> Table:
 def footnote(left_out: list[str]) -> str | None:
     if not left_out:
         return None
-    return f"(not shown at this width: {', '.join(left_out)}; a wider terminal or --json shows them)"
+    return f"(not shown at this width: {', '.join(left_out)}; see --json)"
