@@ -7,6 +7,7 @@ Screenshots of the list, the create form, the delivery view and the chart go to 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -473,13 +474,13 @@ async def test_deliveries_resend_test_event_health_and_chart(page: Page, stack: 
 
     # Send test event: it arrives, marked as a test.
     if "POST /{id}/test" in served:
-        await page.get_by_label("Test event type").select_option("booking.create")
+        await page.get_by_label("Test event type").select_option(MARK)  # one it subscribes to
         await page.get_by_role("button", name="Send test event").click()
         await expect(page.locator("#send-status")).to_contain_text("Test event")
         text = await page.locator("#send-status").inner_text()
         test_id = text.split("Test event ", 1)[1].split(" ", 1)[0]
         got = await stack.delivered(path, test_id)
-        assert orjson.loads(got.body)["type"] == "booking.create"
+        assert orjson.loads(got.body)["type"] == MARK
 
     # Health and the chart: succeeded against failed.
     await page.get_by_role("button", name="Refresh").click()
@@ -498,6 +499,7 @@ async def test_deliveries_resend_test_event_health_and_chart(page: Page, stack: 
 
 async def test_recover_and_replay_for_a_time_window(page: Page, stack: Stack, entity: str) -> None:
     path = f"/rr/{entity}"
+    early = await stack.send(entity, "booking.create")  # before the webhook exists: only a replay sends it
     stack.rx.always(path, Reply(500))
     await stack.create(entity, stack.rx.url(path), ["booking.created"])
     await sign_in(page, stack.token(entity))
@@ -509,12 +511,23 @@ async def test_recover_and_replay_for_a_time_window(page: Page, stack: Stack, en
 
     await stack.barrier(entity)
     failed = await stack.send(entity, "booking.create")
-    await stack.delivered(path, failed)
+    await stack.delivered(path, failed)  # answered 500
     stack.rx.always(path, Reply(204))
+
+    async def failed_listed() -> bool:  # what a person waits for: the failure in the list
+        await page.get_by_role("button", name="Refresh").click()
+        row = page.locator(f"#deliveries tr[data-event='{failed}']")
+        return await row.count() == 1 and "HTTP 500" in await row.inner_text()
+
+    await eventually(failed_listed, timeout=30, what="the failed delivery listed")
+    status = page.locator("#send-status")
     await page.get_by_role("button", name="Recover").click()
-    await expect(page.locator("#send-status")).to_contain_text("Recover")
-    await eventually(
-        lambda: any(r.headers for r in stack.received(path, failed)[1:]), timeout=60, what="recovered"
-    )
+    await expect(status).to_contain_text("Recover job", timeout=60_000)
+    await expect(status).to_contain_text("succeeded", timeout=60_000)
+    await expect(status).to_contain_text(re.compile(r"sent [1-9]"))
+    await eventually(lambda: len(stack.received(path, failed)) >= 2, timeout=30, what="the recovered event")
+
     await page.get_by_role("button", name="Replay").click()
-    await expect(page.locator("#send-status")).to_contain_text("Replay")
+    await expect(status).to_contain_text("Replay job", timeout=60_000)
+    await expect(status).to_contain_text("succeeded", timeout=60_000)
+    await stack.delivered(path, early, timeout=60)

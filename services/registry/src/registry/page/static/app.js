@@ -388,7 +388,7 @@ async function openDetail(hook) {
   fillTestTypes(hook);
   const now = new Date();
   $("window-since").value = localInput(new Date(now.getTime() - 3600e3));
-  $("window-until").value = localInput(now);
+  $("window-until").value = ""; // empty: up to now, whenever the button is pressed
   show("detail-view");
   $("detail-title").setAttribute("tabindex", "-1");
   $("detail-title").focus();
@@ -556,14 +556,13 @@ function renderChart() {
   }
 }
 
+let deliveriesSeq = 0; // only the answer to the latest request is shown (refreshes may overlap)
+
 async function loadDeliveries(fresh) {
   const hook = state.current;
   const body = $("deliveries").tBodies[0];
   const status = $("deliveries-status");
-  if (fresh) {
-    state.cursor = null;
-    body.replaceChildren();
-  }
+  const seq = ++deliveriesSeq;
   status.textContent = "Loading…";
   let page;
   try {
@@ -573,9 +572,12 @@ async function loadDeliveries(fresh) {
       cursor: fresh ? null : state.cursor,
     });
   } catch (err) {
+    if (seq !== deliveriesSeq) return;
     if (!missing(err, $("deliveries-title").closest("section.panel"))) status.textContent = describe(err);
     return;
   }
+  if (seq !== deliveriesSeq || state.current !== hook) return;
+  if (fresh) body.replaceChildren();
   for (const item of page.items) body.append(deliveryRow(item));
   state.cursor = page.nextCursor;
   $("deliveries-more").hidden = !page.nextCursor;
@@ -675,7 +677,7 @@ async function runWindow(kind) {
   const label = kind === "recover" ? "Recover" : "Replay";
   try {
     const job = await state.api[kind](hook.ownerIdentifier, hook.id, window);
-    $("send-status").textContent = `${label} started. ${jobText(job)}`;
+    $("send-status").textContent = jobText(job);
     const jobId = job && (job.jobId || job.id);
     if (jobId && has("GET /{id}/job/{jobId}")) pollJob(label, jobId);
   } catch (err) {
@@ -687,12 +689,14 @@ async function runWindow(kind) {
   }
 }
 
+// A recover/replay job as a sentence: its state, its counts, and the part of the window Kafka no longer holds.
 function jobText(job) {
   if (!job || typeof job !== "object") return "";
-  return Object.entries(job)
-    .filter(([, v]) => v !== null && typeof v !== "object")
-    .map(([k, v]) => `${k}: ${v}`)
-    .join(", ");
+  const parts = [`${job.kind ? `${job.kind[0].toUpperCase()}${job.kind.slice(1)} job` : "Job"} ${job.jobId || job.id || ""}: ${job.state || job.status || "accepted"}`];
+  if (job.counts) parts.push(`considered ${job.counts.considered}, sent ${job.counts.sent}, skipped ${job.counts.skipped}`);
+  if (job.missing) parts.push(`Kafka no longer holds ${when(job.missing.since)} to ${when(job.missing.until)}`);
+  if (job.error) parts.push(job.error);
+  return `${parts.join("; ")}.`;
 }
 
 async function pollJob(label, jobId) {
@@ -701,7 +705,7 @@ async function pollJob(label, jobId) {
     await new Promise((r) => setTimeout(r, JOB_POLL_MS));
     try {
       const job = await state.api.job(hook.ownerIdentifier, hook.id, jobId);
-      $("send-status").textContent = `${label}: ${jobText(job)}`;
+      $("send-status").textContent = jobText(job);
       const s = String(job.state || job.status || "");
       if (["done", "succeeded", "failed", "completed", "finished"].includes(s)) {
         loadDeliveries(true);
