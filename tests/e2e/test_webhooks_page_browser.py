@@ -6,8 +6,11 @@ Screenshots of the list, the create form, the delivery view and the chart go to 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -531,3 +534,53 @@ async def test_recover_and_replay_for_a_time_window(page: Page, stack: Stack, en
     await expect(status).to_contain_text("Replay job", timeout=60_000)
     await expect(status).to_contain_text("succeeded", timeout=60_000)
     await stack.delivered(path, early, timeout=60)
+
+
+# --- the same webhooks from whctl -------------------------------------------------------------------------
+
+
+def whctl_at_80_columns(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    keys = ("KAFKA_BOOTSTRAP_SERVERS", "MONGO_URL", "KAFKA_TOPIC_PREFIX", "REGISTRY_PORT", "AUTH_JWT_SECRET")
+    env = {**os.environ, **{k: stack.env[k] for k in keys}, "COLUMNS": "80"}
+    return subprocess.run(
+        [sys.executable, "-m", "webhooks_cli", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_whctl_update_changes_only_what_is_given_and_the_page_shows_it(
+    page: Page, stack: Stack, entity: str
+) -> None:
+    hook = await stack.create(entity, stack.rx.url(f"/w/{entity}"), ["booking.created"])
+    done = await stack.awhctl(
+        "--json", "webhooks", "update", hook["id"], "--entity", entity, "--disable", "--event", MARK
+    )
+    assert done.returncode == 0, done.stderr
+    updated = orjson.loads(done.stdout)
+    assert (updated["enabled"], updated["eventList"], updated["eventUrl"], updated["name"]) == (
+        False,
+        [MARK],
+        hook["eventUrl"],
+        "Wink Stalker",
+    )
+    stale = await stack.awhctl(
+        "webhooks", "update", hook["id"], "--entity", entity, "--enable", "--if-match", "1"
+    )
+    assert stale.returncode != 0 and "409" in stale.stderr
+
+    # The table in an 80-column terminal: the id and the URL whole, never "…".
+    listed = await asyncio.to_thread(whctl_at_80_columns, stack, "webhooks", "list", "--entity", entity)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert "…" not in listed.stdout
+    assert any(hook["id"] in ln for ln in lines) and any(hook["eventUrl"] in ln for ln in lines)
+
+    await sign_in(page, stack.token(entity))
+    hook_card = card(page, "Wink Stalker")
+    await expect(hook_card.get_by_text("Disabled", exact=True)).to_be_visible()
+    await expect(hook_card).to_contain_text(MARK)
