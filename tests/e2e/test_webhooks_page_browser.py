@@ -411,6 +411,23 @@ async def test_create_with_the_keyboard_alone_at_360_px(page: Page, stack: Stack
     assert await page.evaluate(UNLABELLED) == []
     assert await page.evaluate("document.documentElement.scrollWidth") <= 360
 
+    # Back, then Actions > Remove > OK, keys only.
+    await page.get_by_role("button", name="Back to webhooks").focus()
+    await kb.press("Enter")
+    keyboard_actions = card(page, "Keyboard hook").get_by_role("button", name="Actions")
+    await expect(keyboard_actions).to_be_focused()
+    await kb.press("ArrowDown")
+    await kb.press("ArrowDown")
+    await expect(page.get_by_role("menuitem", name="Remove")).to_be_focused()
+    await kb.press("Enter")
+    confirm = page.get_by_role("dialog")
+    await expect(confirm.get_by_role("button", name="Cancel")).to_be_focused()
+    await kb.press("Tab")
+    await expect(confirm.get_by_role("button", name="OK")).to_be_focused()
+    await kb.press("Enter")
+    await expect(card(page, "Keyboard hook")).to_have_count(0)
+    await expect(page.get_by_role("button", name="Create new webhook")).to_be_focused()
+
 
 # --- the delivery history (when this registry serves it) ---------------------------------------------------
 

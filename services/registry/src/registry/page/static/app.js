@@ -345,16 +345,18 @@ function confirmRemove(hook, opener) {
       show("list-view");
     }
     await refreshList();
-    $("create").focus();
+    return $("create"); // its card is gone: focus goes to the next thing to do
   }, opener);
 }
 
 async function confirmOk() {
   const action = confirmAction;
   try {
-    await action();
+    const next = await action();
     confirmAction = null;
-    $("confirm-dialog").close();
+    $("confirm-dialog").close(); // after close(): the dialog hands focus back to its opener first
+    const target = next || returnFocus;
+    if (target && document.contains(target)) target.focus();
   } catch (err) {
     $("confirm-error").textContent = describe(err);
   }
@@ -441,7 +443,7 @@ function rotateSecret() {
       $("secret-show").textContent = "Hide secret";
       $("secret-show").setAttribute("aria-expanded", "true");
       $("secret-status").textContent = `Rotated. The previous secret keeps signing until ${when(rotated.previousExpiresAt)}.`;
-      $("secret-rotate").focus();
+      return $("secret-rotate");
     }, $("secret-rotate"));
 }
 
