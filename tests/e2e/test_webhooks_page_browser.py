@@ -338,6 +338,46 @@ async def test_signing_secret_is_shown_on_request_and_rotates(page: Page, stack:
     await expect(secret_box).to_have_text(second)
 
 
+async def test_chart_buckets_and_catalogue_groups_are_computed_as_a_person_reads_them(page: Page) -> None:
+    await open_page(page)
+    result = await page.evaluate(
+        """async () => {
+          const chart = await import('/page/chart.js');
+          const events = await import('/page/events.js');
+          const now = Date.parse('2026-01-01T12:00:00Z');
+          const at = (min) => new Date(now - min * 60e3).toISOString();
+          const items = [
+            { createdAt: at(1), status: 'succeeded' }, { createdAt: at(2), status: 'failed' },
+            { createdAt: at(3), status: 'dead' }, { createdAt: at(4), status: 'pending' },
+            { createdAt: at(50), status: 'succeeded' }, { createdAt: at(90), status: 'succeeded' },
+            { createdAt: at(23 * 60), status: 'failed' }, { createdAt: at(25 * 60), status: 'failed' },
+          ];
+          const sum = (bs, k) => bs.reduce((s, b) => s + b[k], 0);
+          const hour = chart.bucketize(items, 'hour', now);
+          const day = chart.bucketize(items, 'day', now);
+          const groups = events.groupCatalogue([
+            { value: 'booking.create', label: 'Booking: Booking created' },
+            { value: 'booking.cancelled', label: 'Booking: Booking cancelled' },
+            { value: 'payee.created', label: 'Payee: Payee created' },
+          ]);
+          return {
+            hour: [hour.length, sum(hour, 'succeeded'), sum(hour, 'failed'), hour[11].failed],
+            day: [day.length, sum(day, 'succeeded'), sum(day, 'failed')],
+            groups: [...groups.entries()].map(([k, v]) => [k, v.map((e) => e.label)]),
+            match: events.matches(
+              { value: 'booking.refund.full', label: 'Full refund', category: 'Booking' }, 'REFUND'),
+          };
+        }"""
+    )
+    assert result["hour"] == [12, 2, 2, 2]  # 12 five-minute bars; pending is neither; dead counts as failed
+    assert result["day"] == [24, 3, 3]  # 24 hourly bars; 25 h ago is outside
+    assert result["groups"] == [
+        ["Booking", ["Booking created", "Booking cancelled"]],
+        ["Payee", ["Payee created"]],
+    ]
+    assert result["match"] is True
+
+
 # --- keyboard, small screens, labels -----------------------------------------------------------------------
 
 UNLABELLED = """() => [...document.querySelectorAll('button, input, select, textarea')]
