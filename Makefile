@@ -6,7 +6,7 @@ SHELL := /bin/bash
 UV := $(shell command -v uv 2>/dev/null || echo $(CURDIR)/.tools/bin/uv)
 PY := $(UV) run --frozen python
 
-.PHONY: help uv sync infra-up infra-down infra-status lint typecheck test test-unit test-integration test-e2e \
+.PHONY: help uv sync browser infra-up infra-down infra-status lint typecheck test test-unit test-integration test-e2e \
         run registry router deliverer receiver topics bench chaos clean
 
 help:
@@ -56,8 +56,18 @@ test-integration: infra-up
 test-e2e: infra-up
 	$(UV) run --frozen pytest tests/e2e -q
 
+# The browser tests drive Debian's chromium (Playwright from PyPI, through its executable path; never
+# `playwright install`). Installed when missing (CI and fresh machines run as root).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  echo "[make] installing chromium for the browser tests (apt-get)"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; \
+	fi
+
+test-e2e: browser
+
 # pytest exits 5 when no test was collected; make turns that into a failure like any other non-zero.
-test: lint typecheck infra-up
+test: lint typecheck infra-up browser
 	$(UV) run --frozen pytest tests -q -ra -p no:cacheprovider --durations=15
 
 # The development profile (see tools/run.py and README.md); a variable set in the environment wins.

@@ -16,6 +16,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import re
 import signal
 import sys
 import threading
@@ -81,6 +82,43 @@ def shown_path(path: Path, root: Path) -> str:
         return str(path)
 
 
+ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-Z\\-_]|[\x00-\x08\x0b-\x1f\x7f]")
+# aiokafka logs a retriable coordinator lookup at ERROR; against a Kafka that has just started (every
+# first `make run`) the group coordinator is not elected yet, and the client simply retries.
+HARMLESS_ERRORS = ("GroupCoordinatorNotAvailableError", "CoordinatorNotAvailableError")
+PROGRESS_EVERY_S = 10.0
+
+
+def clean_line(text: str) -> str | None:
+    """A child's output line as shown: terminal escapes and control characters removed (a child writing
+    colours or cursor moves leaves debris in a log or a terminal that is not its own); None for the lines
+    that carry nothing (faust echoes `-INT-` for each Ctrl-C it sees)."""
+    text = ANSI.sub("", text)
+    if not text.strip() or set(text.split()) == {"-INT-"}:
+        return None
+    return text
+
+
+def relevel(text: str) -> str:
+    """The harmless ERROR of a fresh start, shown as what it is (text and JSON log lines)."""
+    if not any(name in text for name in HARMLESS_ERRORS):
+        return text
+    note = " (harmless: Kafka is still electing the group coordinator; retried)"
+    if " ERROR " in text:
+        return text.replace(" ERROR ", " INFO ", 1) + note
+    if '"level": "ERROR"' in text:
+        return text.replace('"level": "ERROR"', '"level": "INFO"', 1)
+    return text
+
+
+def progress_line(what: str, elapsed_s: float) -> str:
+    return f"still {what} ({elapsed_s:.0f}s so far)"
+
+
+def receiver_port(env: Mapping[str, str]) -> str:
+    return env.get("RECEIVER_PORT") or "9000"
+
+
 # --- output -----------------------------------------------------------------------------------------
 
 
@@ -90,14 +128,19 @@ class Out:
     def __init__(self) -> None:
         self.colour = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         self._lock = threading.Lock()
+        self.last_at = time.monotonic()
 
     def line(self, name: str, text: str) -> None:
+        shown = clean_line(text)
+        if shown is None:
+            return
         tag = f"{name:>9} |"
         if self.colour:
             tag = f"\033[{COLOURS.get(name, '0')}m{tag}\033[0m"
         with self._lock:
-            sys.stdout.write(f"{tag} {text}\n")
+            sys.stdout.write(f"{tag} {relevel(shown)}\n")
             sys.stdout.flush()
+            self.last_at = time.monotonic()
 
 
 OUT = Out()
@@ -155,12 +198,16 @@ class Supervisor:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
 
-    async def unless_stopped(self, step: Awaitable[T]) -> T | None:
-        """The result of `step`, or None (and `step` cancelled) when a signal asks to stop first."""
+    async def unless_stopped(self, step: Awaitable[T], what: str | None = None) -> T | None:
+        """The result of `step`, or None (and `step` cancelled) when a signal asks to stop first. With
+        `what`, a progress line whenever nothing was printed for PROGRESS_EVERY_S (long first steps)."""
         work = asyncio.ensure_future(step)
         stop = asyncio.create_task(self.stopping.wait())
+        ticker = asyncio.create_task(_progress(what)) if what else None
         await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
         stop.cancel()
+        if ticker is not None:
+            ticker.cancel()
         if work.done():
             return work.result()
         work.cancel()
@@ -183,6 +230,15 @@ class Supervisor:
             say("all stopped")
 
 
+async def _progress(what: str) -> None:
+    started = time.monotonic()
+    while True:
+        await asyncio.sleep(1.0)
+        now = time.monotonic()
+        if now - OUT.last_at >= PROGRESS_EVERY_S:
+            say(progress_line(what, now - started))
+
+
 # --- environment ------------------------------------------------------------------------------------
 
 
@@ -201,6 +257,10 @@ def build_env(describe: bool) -> dict[str, str]:
         why = {
             "REGISTRY_ALLOW_HTTP": "plain-http eventUrls accepted",
             "DELIVERY_ALLOW_PRIVATE_TARGETS": "deliveries to loopback/private addresses allowed",
+            "REGISTRY_DEV_TOKENS": "the Webhooks page can mint development tokens",
+            "REGISTRY_HOST": "the API on loopback only",
+            "ROUTER_WEB_BIND": "the router's web port on loopback only",
+            "DELIVERER_METRICS_HOST": "the deliverer's metrics on loopback only",
             "LOG_FORMAT": "readable logs",
             "AUTH_JWT_SECRET": "HS256 key of API tokens",
             "WEBHOOK_SECRETS_KEY": "Fernet key of stored signing secrets",
@@ -249,26 +309,28 @@ async def wait_ready(children: list[Supervised], timeout: float) -> list[str]:
 
 def banner(env: Mapping[str, str], elapsed: float) -> str:
     api = f"http://127.0.0.1:{env.get('REGISTRY_PORT', '8080')}"
+    rx = f"http://127.0.0.1:{receiver_port(env)}"
     whctl = ".venv/bin/whctl"
     exports = shell_exports(
         env,
-        ("KAFKA_BOOTSTRAP_SERVERS", "MONGO_URL", "KAFKA_TOPIC_PREFIX", "REGISTRY_PORT")
+        ("KAFKA_BOOTSTRAP_SERVERS", "MONGO_URL", "KAFKA_TOPIC_PREFIX", "REGISTRY_PORT", "RECEIVER_PORT")
         # whctl finds the profile's key in .infra/dev.env by itself; a key the caller set must be passed on.
         + (("AUTH_JWT_SECRET",) if "AUTH_JWT_SECRET" in CALLER_ENV else ()),
     )
     lines = [
         f"READY in {elapsed:.1f}s. The API is at {api} (schema: {api}/openapi.json).",
+        f"The Webhooks page: {api}/ (development profile: it can mint a token for an entity you give).",
         "In another terminal (from this folder):",
     ]
     if exports:
         lines.append(f"  {exports}      # the settings this stack runs with")
     lines += [
-        "  make receiver                                          # sample receiver on http://127.0.0.1:9000",
+        f"  make receiver                                          # sample receiver on {rx}",
         f"  TOKEN=$({whctl} token --entity cool-account)          # development token (all scopes)",
         f"  curl -s -X POST {api}/api/managing-entity/cool-account/webhook \\",
         '    -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \\',
         """    -d '{"name":"Wink Stalker","entity":{"identifier":"cool-account","name":"Cool Account"},"""
-        """"enabled":true,"eventList":["booking.created"],"eventUrl":"http://127.0.0.1:9000/hooks"}'""",
+        f""""enabled":true,"eventList":["booking.created"],"eventUrl":"{rx}/hooks"}}'""",
         f"  {whctl} send booking.create --entity cool-account     # a sample event; see it at the receiver",
         f"  {whctl} tail                                          # the delivery log",
         "Walkthrough: README.md. Ctrl-C here stops everything.",
@@ -292,7 +354,10 @@ async def _run_all(sup: Supervisor) -> int:
 
     say("local servers: tools/infra.py up (does nothing when the configured servers answer)")
     infra = child("infra", [sys.executable, str(ROOT / "tools" / "infra.py"), "up"], env, ready=False)
-    code = await sup.unless_stopped(infra.start().wait())
+    code = await sup.unless_stopped(
+        infra.start().wait(),
+        "starting the local Kafka and FerretDB (a first run downloads and builds them: about a minute)",
+    )
     if sup.stopping.is_set():
         await infra.stop(STOP_GRACE_S)
         say("stopped before the services started")
@@ -312,7 +377,11 @@ async def _run_all(sup: Supervisor) -> int:
         input_partitions=cs.input_partitions,
         delivery_partitions=cs.delivery_partitions,
     )
-    created = await sup.unless_stopped(ensure_topics(cs.kafka_bootstrap_servers, specs))
+    say(f"topics: creating what is missing (prefix {cs.topic_prefix!r})")
+    created = await sup.unless_stopped(
+        ensure_topics(cs.kafka_bootstrap_servers, specs),
+        "creating topics (Kafka may still be electing leaders)",
+    )
     if created is None:
         say("stopped before the services started")
         return 130

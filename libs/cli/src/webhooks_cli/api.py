@@ -51,8 +51,12 @@ class RegistryClient:
     def create(self, entity_id: str, body: dict[str, Any]) -> dict[str, Any]:
         return dict(self.call("POST", self.base(entity_id), body))
 
-    def update(self, entity_id: str, webhook_id: str, patch: dict[str, Any]) -> dict[str, Any]:
-        return dict(self.call("PATCH", f"{self.base(entity_id)}/{quote(webhook_id, safe='')}", patch))
+    def update(
+        self, entity_id: str, webhook_id: str, patch: dict[str, Any], if_match: int | None = None
+    ) -> dict[str, Any]:
+        headers = {"If-Match": f'"{if_match}"'} if if_match is not None else None
+        path = f"{self.base(entity_id)}/{quote(webhook_id, safe='')}"
+        return dict(self.call("PATCH", path, patch, headers))
 
     def delete(self, entity_id: str, webhook_id: str) -> dict[str, Any]:
         return dict(self.call("DELETE", f"{self.base(entity_id)}/{quote(webhook_id, safe='')}"))

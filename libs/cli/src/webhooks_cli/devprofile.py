@@ -19,10 +19,15 @@ from dotenv import dotenv_values
 DEV_ENV = Path(".infra") / "dev.env"
 GENERATED = ("AUTH_JWT_SECRET", "WEBHOOK_SECRETS_KEY")
 # Safe defaults are off everywhere; the development profile turns these on so that a receiver on
-# http://127.0.0.1 works out of the box, and logs are for people.
+# http://127.0.0.1 works out of the box, the Webhooks page can mint a token, and logs are for people.
+# Its servers listen on loopback only: a development stack has no business on every interface.
 FIXED: dict[str, str] = {
     "REGISTRY_ALLOW_HTTP": "true",
     "DELIVERY_ALLOW_PRIVATE_TARGETS": "true",
+    "REGISTRY_DEV_TOKENS": "true",
+    "REGISTRY_HOST": "127.0.0.1",
+    "ROUTER_WEB_BIND": "127.0.0.1",
+    "DELIVERER_METRICS_HOST": "127.0.0.1",
     "LOG_FORMAT": "text",
 }
 

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from webhooks_cli import devprofile
 from webhooks_cli.settings import CliSettings
+from webhooks_cli.tables import Col, fitted, footnote
 from webhooks_common.models import AttemptRecord, DeadLetter
 from webhooks_common.settings import load_settings
 from webhooks_common.tokens import SCOPES, mint_token
@@ -49,6 +50,20 @@ class Ctx:
             click.echo(json.dumps(data, default=str))
         elif human is not None:
             console.print(human)
+
+    def table(self, data: Any, cols: list[Col], rows: list[list[str]], empty: str) -> None:
+        """`data` as JSON, or a table that fits the terminal without cutting a value to copy."""
+        if self.as_json:
+            self.out(data)
+            return
+        if not rows:
+            console.print(empty)
+            return
+        table, left_out = fitted(cols, rows, console.width)
+        console.print(table)
+        note = footnote(left_out)
+        if note:
+            err.print(note)
 
     def jwt_secret(self) -> str:
         secret = self.settings.jwt_secret or devprofile.read_dev_env(devprofile.dev_env_path()).get(
@@ -163,10 +178,13 @@ def events(c: Ctx, source: str | None) -> None:
     from webhooks_common.catalog import catalog
 
     rows = [e for e in catalog() if source is None or e.source == source]
-    table = Table("type", "source", "category", "label")
-    for e in rows:
-        table.add_row(e.key, e.source, e.category, e.label)
-    c.out([e.__dict__ for e in rows], table)
+    cols = [Col("type", copy=True), Col("source", drop=3), Col("category", drop=2), Col("label", drop=1)]
+    c.table(
+        [e.__dict__ for e in rows],
+        cols,
+        [[e.key, e.source, e.category, e.label] for e in rows],
+        "no events",
+    )
 
 
 # --- webhooks (registry API) ------------------------------------------------------------------------
@@ -210,17 +228,26 @@ token_opt = click.option(
 def webhooks_list(c: Ctx, entity: str, api: str | None, tok: str | None) -> None:
     """List the webhooks of --entity."""
     hooks = _api_call(_client(c, entity, api, tok).list, entity)
-    table = Table("id", "name", "enabled", "eventUrl", "eventList", "version")
-    for h in hooks:
-        table.add_row(
+    cols = [
+        Col("id", copy=True),
+        Col("name", drop=1),
+        Col("enabled", drop=2),
+        Col("eventUrl", copy=True),
+        Col("eventList", copy=True),
+        Col("version", drop=3),
+    ]
+    rows = [
+        [
             h["id"],
             h["name"],
             str(h["enabled"]),
             h["eventUrl"],
-            ", ".join(h["eventList"]) or "(all)",
+            "\n".join(h["eventList"]) or "(all)",
             str(h["version"]),
-        )
-    c.out(hooks, table if hooks else f"no webhooks for entity {entity}")
+        ]
+        for h in hooks
+    ]
+    c.table(hooks, cols, rows, f"no webhooks for entity {entity}")
 
 
 @webhooks.command("create")
@@ -261,6 +288,79 @@ def webhooks_create(
         hook,
         f"created webhook [bold]{hook['id']}[/] (version {hook['version']})\n"
         f"signing secret: {hook['secret']}",
+    )
+
+
+def update_patch(
+    name: str | None,
+    url: str | None,
+    event_list: tuple[str, ...],
+    all_events: bool,
+    enabled: bool | None,
+    entity: str,
+    entity_name: str | None,
+) -> dict[str, Any]:
+    """The PATCH body of `webhooks update` (pure): only what was asked to change."""
+    if all_events and event_list:
+        raise click.UsageError("--event and --all-events contradict each other")
+    patch: dict[str, Any] = {}
+    if name is not None:
+        patch["name"] = name
+    if url is not None:
+        patch["eventUrl"] = url
+    if event_list:
+        patch["eventList"] = list(event_list)
+    if all_events:
+        patch["eventList"] = []
+    if enabled is not None:
+        patch["enabled"] = enabled
+    if entity_name is not None:
+        patch["entity"] = {"identifier": entity, "name": entity_name}
+    if not patch:
+        raise click.UsageError(
+            "say what to change: --name, --url, --event/--all-events, --enable/--disable, --entity-name"
+        )
+    return patch
+
+
+@webhooks.command("update")
+@click.argument("webhook_id")
+@click.option("--entity", required=True, help="Managing entity id.")
+@click.option("--name", default=None, help="New name.")
+@click.option("--url", default=None, help="New eventUrl.")
+@click.option(
+    "--event", "event_list", multiple=True, help="The new event list (repeatable; replaces the old one)."
+)
+@click.option("--all-events", is_flag=True, help="Subscribe to every event (an empty event list).")
+@click.option("--enable/--disable", "enabled", default=None, help="Switch the webhook on or off.")
+@click.option("--entity-name", default=None, help="New display name of the entity.")
+@click.option("--if-match", type=int, default=None, help="Only if the webhook is still at this version.")
+@api_opt
+@token_opt
+@pass_ctx
+def webhooks_update(
+    c: Ctx,
+    webhook_id: str,
+    entity: str,
+    name: str | None,
+    url: str | None,
+    event_list: tuple[str, ...],
+    all_events: bool,
+    enabled: bool | None,
+    entity_name: str | None,
+    if_match: int | None,
+    api: str | None,
+    tok: str | None,
+) -> None:
+    """Change WEBHOOK_ID: only the fields given change (Studio's Actions > Update)."""
+    patch = update_patch(name, url, event_list, all_events, enabled, entity, entity_name)
+    client = _client(c, entity, api, tok)
+    hook = _api_call(client.update, entity, webhook_id, patch, if_match)
+    c.out(
+        hook,
+        f"updated webhook [bold]{hook['id']}[/] (version {hook['version']}): "
+        f"{'enabled' if hook['enabled'] else 'disabled'}, {hook['eventUrl']}, "
+        f"events: {', '.join(hook['eventList']) or '(all)'}",
     )
 
 
@@ -596,17 +696,26 @@ def dlq_list(c: Ctx, webhook_id: str | None, entity_id: str | None) -> None:
 
     sel = Selection(everything=True, webhook_id=webhook_id, entity_id=entity_id)
     dead = [d for d in _dead_letters(c) if sel.matches(d)]
-    table = Table("dead at", "webhook", "event", "attempts", "reason", "task")
-    for d in dead:
-        table.add_row(
+    cols = [
+        Col("dead at", drop=2),
+        Col("webhook", copy=True),
+        Col("event", copy=True),
+        Col("attempts", drop=3),
+        Col("reason", drop=1),
+        Col("task", copy=True),
+    ]
+    rows = [
+        [
             _ms(d.dead_at_ms),
             d.task.webhook_id,
             d.task.event_type,
             str(d.task.attempt),
             d.reason,
             d.task.task_id,
-        )
-    c.out([d.model_dump(mode="json") for d in dead], table if dead else "no dead letters")
+        ]
+        for d in dead
+    ]
+    c.table([d.model_dump(mode="json") for d in dead], cols, rows, "no dead letters")
 
 
 @dlq.command("redrive")
@@ -752,7 +861,10 @@ def settings(c: Ctx, markdown: bool) -> None:
     if markdown:
         sys.stdout.write(to_markdown(rows))
         return
-    table = Table("variable", "default", "read by", "description")
-    for r in rows:
-        table.add_row(r.variable, r.default, r.service, r.description)
-    c.out([r.__dict__ for r in rows], table)
+    cols = [Col("variable", copy=True), Col("default", drop=1), Col("read by", drop=2), Col("description")]
+    c.table(
+        [r.__dict__ for r in rows],
+        cols,
+        [[r.variable, r.default, r.service, r.description] for r in rows],
+        "no settings",
+    )

@@ -20,6 +20,7 @@ from registry.documents import ConfigRecord
 from registry.handlers import Handlers
 from registry.history.api import HistoryApi
 from registry.openapi import build_openapi
+from registry.page.routes import add_page_routes
 from registry.problems import problem_for, problem_response
 from registry.publisher import ConfigSink, KafkaSink, Publisher
 from registry.routes import HISTORY_ROUTES, ROUTES
@@ -233,6 +234,7 @@ def build_app(
     for route in ROUTES:
         guarded = history.guarded(route) if route in HISTORY_ROUTES else handlers.guarded(route)
         app.router.add_route(route.method, route.path, guarded)
+    add_page_routes(app, settings)
     app.cleanup_ctx.append(rt.lifespan)
     app.cleanup_ctx.append(history.lifespan)
     return app

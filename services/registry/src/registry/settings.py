@@ -88,6 +88,12 @@ class RegistrySettings(CommonSettings):
     )
     jwks_cache_seconds: float = Field(300, gt=0, description="How long a fetched JWKS is trusted.")
     jwt_audience: str | None = Field(None, description="Expected `aud` claim; not checked when unset.")
+    dev_tokens: bool = Field(
+        False,
+        description="Development only (`make run` turns it on): serve POST /dev/token, which mints an "
+        "HS256 token with every scope for any entity it is given, so the Webhooks page can sign in "
+        "without an identity provider. Off, the endpoint does not exist (404).",
+    )
 
     @model_validator(mode="after")
     def _require_keys(self) -> Self:
@@ -95,6 +101,8 @@ class RegistrySettings(CommonSettings):
         self.require_secrets_key()
         if not self.jwt_secret and not self.jwks_url:
             raise ValueError("set AUTH_JWT_SECRET (HS256) or AUTH_JWKS_URL (RS256) to verify bearer tokens")
+        if self.dev_tokens and not self.jwt_secret:
+            raise ValueError("REGISTRY_DEV_TOKENS needs AUTH_JWT_SECRET: development tokens are HS256")
         return self
 
     @property
