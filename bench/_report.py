@@ -259,3 +259,17 @@ def _ge(v: Any, t: float) -> bool | None:
 
 def _le(v: Any, t: float) -> bool | None:
     return None if v is None or (isinstance(v, float) and math.isnan(v)) else v <= t
+
+
+def pct(samples: list[float], q: float) -> float:
+    """The q-quantile of `samples` (nearest rank); NaN when there are none."""
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def publish(text: str, append: Path | None) -> None:
+    """Print a bench's Markdown report and, when asked, append it to a results file."""
+    print(text)
+    if append:
+        with append.open("a") as f:
+            f.write("\n" + text)

@@ -31,14 +31,11 @@ from pymongo import ASCENDING, AsyncMongoClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._report import pct, publish
+
 STATUSES = ["succeeded"] * 8 + ["failed", "dead"]
 DAY_MS = 86_400_000
 PAGE = 50
-
-
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
 def day_name(at_ms: int) -> str:
@@ -189,10 +186,7 @@ async def main() -> None:
             "",
         ]
     )
-    print(text)
-    if args.append:
-        with args.append.open("a") as f:
-            f.write("\n" + text)
+    publish(text, args.append)
 
 
 if __name__ == "__main__":

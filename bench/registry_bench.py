@@ -36,6 +36,7 @@ from cryptography.fernet import Fernet
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._procs import bench_proc, cpu_seconds, free_port, rss_mb
+from bench._report import pct, publish
 from webhooks_common.kafka import delete_topics, ensure_topics
 from webhooks_common.tokens import mint_token
 from webhooks_common.topics import Topics, topic_specs
@@ -47,11 +48,6 @@ INFRA = Path(os.environ.get("INFRA_DIR", ROOT / ".infra"))
 KAFKA = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092")
 JWT = "bench-secret-0123456789abcdef0123456789"
 MIX = {"get": 40, "list": 25, "patch": 20, "create": 10, "delete": 5}
-
-
-def pct(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def server_of(url: str) -> str:
@@ -320,10 +316,7 @@ async def main() -> None:
             "",
         ]
     )
-    print(text)
-    if args.append:
-        with args.append.open("a") as f:
-            f.write("\n" + text)
+    publish(text, args.append)
 
 
 if __name__ == "__main__":

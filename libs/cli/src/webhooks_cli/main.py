@@ -437,17 +437,26 @@ def webhooks_deliveries(
     page = _history_call(
         c, entity, api, tok, "GET", _hook_path(entity, webhook_id, f"/delivery/list?{query}")
     )
-    table = Table("created", "event", "type", "status", "attempts", "last", "last attempt")
-    for i in page["items"]:
-        last = str(i["lastStatusCode"] or i["lastError"] or "-")
-        table.add_row(
-            i["createdAt"], i["eventId"], i["eventType"], i["status"], str(i["attempts"]), last,
-            i["lastAttemptAt"] or "-",
-        )  # fmt: skip
-    more = f"\nnext page: --cursor {page['nextCursor']}" if page["nextCursor"] else ""
-    c.out(page, table if page["items"] else f"no deliveries{more}")
+    cols = [
+        Col("created", drop=2),
+        Col("event", copy=True),
+        Col("type", copy=True),
+        Col("status"),
+        Col("attempts", drop=3),
+        Col("last", drop=1),
+        Col("last attempt", drop=4),
+    ]
+    rows = [
+        [
+            i["createdAt"], i["eventId"], i["eventType"], i["status"], str(i["attempts"]),
+            str(i["lastStatusCode"] or i["lastError"] or "-"), i["lastAttemptAt"] or "-",
+        ]
+        for i in page["items"]
+    ]  # fmt: skip
+    more = f"next page: --cursor {page['nextCursor']}" if page["nextCursor"] else ""
+    c.table(page, cols, rows, f"no deliveries {more}".strip())
     if page["items"] and more and not c.as_json:
-        click.echo(more.strip())
+        click.echo(more)
 
 
 @webhooks.command("delivery")
@@ -463,18 +472,26 @@ def webhooks_delivery(
     """One delivery: the payload sent and every attempt."""
     path = _hook_path(entity, webhook_id, f"/delivery/{event_id}")
     d = _history_call(c, entity, api, tok, "GET", path)
-    table = Table("#", "at", "outcome", "status", "ms", "response")
-    for a in d["attempts"]:
-        status = str(a["statusCode"] or a["error"] or "-")
-        table.add_row(
+    cols = [
+        Col("#"),
+        Col("at", drop=2),
+        Col("outcome"),
+        Col("status"),
+        Col("ms", drop=3),
+        Col("response", drop=1),
+    ]
+    rows = [
+        [
             str(a["attempt"]),
             a["at"],
             a["outcome"],
-            status,
+            str(a["statusCode"] or a["error"] or "-"),
             f"{a['durationMs']:.0f}",
             (a["responseBody"] or "")[:60],
-        )
-    c.out(d, table)
+        ]
+        for a in d["attempts"]
+    ]
+    c.table(d, cols, rows, "no attempts")
     if not c.as_json:
         click.echo(json.dumps(d["payload"], indent=2))
 
@@ -520,7 +537,17 @@ def webhooks_test(
 def webhooks_stats(c: Ctx, webhook_id: str, entity: str, api: str | None, tok: str | None) -> None:
     """Attempts, success rate and durations of the last hour and day."""
     res = _history_call(c, entity, api, tok, "GET", _hook_path(entity, webhook_id, "/stats"))
-    table = Table("window", "attempts", "ok", "failed", "rate", "p50 ms", "p99 ms", "last failure")
+    cols = [
+        Col("window"),
+        Col("attempts"),
+        Col("ok", drop=2),
+        Col("failed"),
+        Col("rate"),
+        Col("p50 ms", drop=3),
+        Col("p99 ms", drop=4),
+        Col("last failure", drop=1),
+    ]
+    rows = []
     for name, key in (("hour", "lastHour"), ("day", "lastDay")):
         w = res[key]
         rate = "-" if w["successRate"] is None else f"{w['successRate']:.1%}"
@@ -528,10 +555,10 @@ def webhooks_stats(c: Ctx, webhook_id: str, entity: str, api: str | None, tok: s
         failure = "-" if last is None else f"{last['at']} {last['statusCode'] or last['error']}"
         p50 = "-" if w["p50Ms"] is None else f"{w['p50Ms']:.0f}"
         p99 = "-" if w["p99Ms"] is None else f"{w['p99Ms']:.0f}"
-        table.add_row(
-            name, str(w["attempts"]), str(w["successes"]), str(w["failures"]), rate, p50, p99, failure
+        rows.append(
+            [name, str(w["attempts"]), str(w["successes"]), str(w["failures"]), rate, p50, p99, failure]
         )
-    c.out(res, table)
+    c.table(res, cols, rows, "no attempts")
 
 
 def _start_job(

@@ -8,8 +8,6 @@ with its reason by the runtime. What applying a command raised is mapped to comm
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 
 import msgspec
@@ -25,6 +23,7 @@ from webhooks_common.consumer import (
     RuntimeSettings,
     Undecodable,
     default_outcome,
+    run_replacing,
 )
 from webhooks_common.wire import WebhookCommand
 
@@ -75,38 +74,19 @@ class CommandConsumer(BaseHandler[WebhookCommand]):
 
     async def run(self) -> None:
         """Until cancelled; a consumer whose loop dies is replaced after a backoff."""
-        backoff = 0.5
-        while True:
-            runtime = self._runtime = ConsumerRuntime(
-                RuntimeSettings(
-                    bootstrap=self.bootstrap,
-                    group_id=self.group,
-                    invalid_topic=self.invalid_topic,
-                    max_poll_records=100,
-                    max_pending=1,  # one at a time, in order
-                ),
-                {self.topic: decode_command},
-                self,
-                policy=outcome_for,
-            )
-            try:
-                await runtime.start()
-                backoff = 0.5
-                await runtime.wait_stopped()
-                raise RuntimeError(f"commands consumer stopped: {runtime.failed!r}")
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("commands consumer failed; restarting", extra={"error": repr(exc)})
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
-            finally:
-                # Bounded: stopping a consumer that was cancelled while joining its group can hang.
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._stop(runtime), 10)
+        await run_replacing(self._make_runtime, "commands consumer")
 
-    @staticmethod
-    async def _stop(runtime: ConsumerRuntime[WebhookCommand]) -> None:
-        with contextlib.suppress(Exception):
-            await runtime.commit()
-        await runtime.stop()
+    def _make_runtime(self) -> ConsumerRuntime[WebhookCommand]:
+        self._runtime = ConsumerRuntime(
+            RuntimeSettings(
+                bootstrap=self.bootstrap,
+                group_id=self.group,
+                invalid_topic=self.invalid_topic,
+                max_poll_records=100,
+                max_pending=1,  # one at a time, in order
+            ),
+            {self.topic: decode_command},
+            self,
+            policy=outcome_for,
+        )
+        return self._runtime

@@ -12,7 +12,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
-from registry.auth import Principal, authorize
+from registry.auth import Authenticator, Principal, authorize
 from registry.errors import FieldError, InvalidFields
 from registry.problems import Problem
 from registry.routes import Route
@@ -67,24 +67,30 @@ async def read_json(request: web.Request, max_bytes: int) -> Any:
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+def guard(
+    fn: Callable[..., Awaitable[web.StreamResponse]], scope: str | None, authenticator: Authenticator
+) -> Handler:
+    """`fn(request, principal, entity)` behind authentication and the scope/entity check (no scope: `fn`)."""
+    if scope is None:
+        return fn
+    required = scope
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        principal = await authenticator.principal(request.headers.get("Authorization"))
+        entity = request.match_info["managingEntityIdentifier"]
+        authorize(principal, required, entity)
+        return await fn(request, principal, entity)
+
+    return handler
+
+
 class Handlers:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
 
     def guarded(self, route: Route) -> Handler:
         """The handler of `route`, behind authentication and scope/entity checks when it has a scope."""
-        fn: Callable[..., Awaitable[web.StreamResponse]] = getattr(self, route.handler)
-        if route.scope is None:
-            return fn
-        scope = route.scope
-
-        async def handler(request: web.Request) -> web.StreamResponse:
-            principal = await self.rt.authenticator.principal(request.headers.get("Authorization"))
-            entity = request.match_info["managingEntityIdentifier"]
-            authorize(principal, scope, entity)
-            return await fn(request, principal, entity)
-
-        return handler
+        return guard(getattr(self, route.handler), route.scope, self.rt.authenticator)
 
     def _checked(self, model: BaseModel, entity: str) -> dict[str, Any]:
         present = {k: getattr(model, k) for k in model.model_fields_set}

@@ -18,6 +18,7 @@ from webhooks_common.consumer.runtime import (
     Handler,
     Inbound,
     RuntimeSettings,
+    run_replacing,
 )
 
 __all__ = [
@@ -36,5 +37,6 @@ __all__ = [
     "Unusable",
     "add_health_routes",
     "default_outcome",
+    "run_replacing",
     "serve_app",
 ]

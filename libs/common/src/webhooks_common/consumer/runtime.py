@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -522,3 +523,34 @@ class ConsumerRuntime(Generic[M]):
 def _describe(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text[:1000]
+
+
+async def run_replacing(
+    make: Callable[[], ConsumerRuntime[Any]], name: str, *, max_backoff_s: float = 10.0
+) -> None:
+    """Run consumers made by `make` until cancelled: one whose loop dies (or that cannot start) is
+    replaced after a backoff (0.5 s, doubling to `max_backoff_s`), its offsets committed on the way out."""
+    backoff = 0.5
+    while True:
+        runtime = make()
+        try:
+            await runtime.start()
+            backoff = 0.5
+            await runtime.wait_stopped()
+            raise RuntimeError(f"{name} stopped: {runtime.failed!r}")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("%s failed; replacing it", name, extra={"error": repr(exc)})
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, max_backoff_s)
+        finally:
+            # Bounded: stopping a consumer that was cancelled while joining its group can hang.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(_commit_and_stop(runtime), 10)
+
+
+async def _commit_and_stop(runtime: ConsumerRuntime[Any]) -> None:
+    with contextlib.suppress(Exception):
+        await runtime.commit()
+    await runtime.stop()

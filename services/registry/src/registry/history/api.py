@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from aiohttp import web
 
-from registry.auth import Principal, authorize
+from registry.auth import Principal
 from registry.errors import FieldError
-from registry.handlers import read_json
+from registry.handlers import guard, read_json
 from registry.history import model
 from registry.history.jobs import new_job
 from registry.history.schemas import (
@@ -165,17 +165,8 @@ class HistoryApi:
         await self.store.close()
 
     def guarded(self, route: Route) -> Handler:
-        fn: Callable[..., Awaitable[web.StreamResponse]] = getattr(self, route.handler)
-        assert route.scope is not None
-        scope = route.scope
-
-        async def handler(request: web.Request) -> web.StreamResponse:
-            principal = await self.rt.authenticator.principal(request.headers.get("Authorization"))
-            entity = request.match_info["managingEntityIdentifier"]
-            authorize(principal, scope, entity)
-            return await fn(request, principal, entity)
-
-        return handler
+        assert route.scope is not None, "every history route needs a scope"
+        return guard(getattr(self, route.handler), route.scope, self.rt.authenticator)
 
     async def _webhook(self, entity: str, request: web.Request) -> Doc:
         doc = await self.rt.store.get(entity, request.match_info["id"])

@@ -48,6 +48,7 @@ from webhooks_common.consumer import (
     Undecodable,
     add_health_routes,
     default_outcome,
+    run_replacing,
     serve_app,
 )
 from webhooks_common.kafka import make_producer, start_client, stop_client
@@ -237,46 +238,28 @@ class HistoryWriter(BaseHandler[Any]):
     async def run(self) -> None:
         """Until cancelled; a consumer whose loop dies is replaced after a backoff."""
         flusher = asyncio.create_task(self._flush_loop(), name="history-flush")
-        backoff = 0.5
         try:
-            while True:
-                runtime = self._runtime = ConsumerRuntime(
-                    RuntimeSettings(
-                        bootstrap=self.s.kafka_bootstrap_servers,
-                        group_id=self.s.consumer_group(self.s.history_group),
-                        invalid_topic=self.topics.invalid,
-                        max_poll_records=self.s.history_batch_size,
-                        max_pending=self.s.history_batch_size * 4,
-                    ),
-                    {self.topics.attempts: decode_attempt, self.topics.dlq: decode_dead},
-                    self,
-                    policy=outcome_for,
-                    producer=self.producer,
-                    on_tick=self._tick,
-                )
-                try:
-                    await runtime.start()
-                    backoff = 0.5
-                    await runtime.wait_stopped()
-                    raise RuntimeError(f"history consumer stopped: {runtime.failed!r}")
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:
-                    log.warning("history consumer failed; restarting", extra={"error": repr(exc)})
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 10.0)
-                finally:
-                    with contextlib.suppress(Exception):
-                        await asyncio.wait_for(_stop(runtime), 10)
+            await run_replacing(self._make_runtime, "history consumer")
         finally:
             flusher.cancel()
             await asyncio.wait({flusher})
 
-
-async def _stop(runtime: ConsumerRuntime[Any]) -> None:
-    with contextlib.suppress(Exception):
-        await runtime.commit()
-    await runtime.stop()
+    def _make_runtime(self) -> ConsumerRuntime[Any]:
+        self._runtime = ConsumerRuntime(
+            RuntimeSettings(
+                bootstrap=self.s.kafka_bootstrap_servers,
+                group_id=self.s.consumer_group(self.s.history_group),
+                invalid_topic=self.topics.invalid,
+                max_poll_records=self.s.history_batch_size,
+                max_pending=self.s.history_batch_size * 4,
+            ),
+            {self.topics.attempts: decode_attempt, self.topics.dlq: decode_dead},
+            self,
+            policy=outcome_for,
+            producer=self.producer,
+            on_tick=self._tick,
+        )
+        return self._runtime
 
 
 async def prune_loop(store: HistoryStore, settings: RegistrySettings) -> None:
