@@ -502,11 +502,13 @@ async def test_deliveries_resend_test_event_health_and_chart(page: Page, stack: 
     deliveries = page.locator("#deliveries tbody tr")
 
     async def listed() -> bool:
+        # Both deliveries: the history writer stores the failing one a moment after the receiver answered.
         await page.get_by_role("button", name="Refresh").click()
         rows = page.locator(f"#deliveries tr[data-event='{first}']")
-        return await rows.count() == 1 and "succeeded" in (await rows.inner_text())
+        ok = await rows.count() == 1 and "succeeded" in (await rows.inner_text())
+        return ok and await page.locator(f"#deliveries tr[data-event='{failing}']").count() == 1
 
-    await eventually(listed, timeout=30, what="the first delivery listed as succeeded")
+    await eventually(listed, timeout=30, what="both deliveries listed, the first as succeeded")
     row = page.locator(f"#deliveries tr[data-event='{first}']")
     await expect(row).to_contain_text("booking.create")
     await expect(row.locator("td").nth(2)).to_have_text("2")
