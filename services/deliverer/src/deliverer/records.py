@@ -14,17 +14,11 @@ from typing import Any
 import msgspec
 import orjson
 
-from webhooks_common.consumer import Undecodable
+from webhooks_common.consumer import json_decoder
 from webhooks_common.wire import AttemptSummary, DeadLetter, DeliveryTask, WebhookCommand, encode
 
-_task_decoder = msgspec.json.Decoder(DeliveryTask)
-
-
-def decode_task(raw: bytes | None) -> DeliveryTask:
-    """The task in a record's value (raises when it is not one: the runtime sets such records aside)."""
-    if raw is None:
-        raise Undecodable("empty delivery task")
-    return _task_decoder.decode(raw)
+# The task in a record's value (raises when it is not one: the runtime sets such records aside).
+decode_task = json_decoder(DeliveryTask, "delivery task")
 
 
 def attempt_record(

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 
-import msgspec
 import pymongo.errors
 
 from registry.errors import ConcurrentChange, DomainError
@@ -23,19 +22,14 @@ from webhooks_common.consumer import (
     RuntimeSettings,
     Undecodable,
     default_outcome,
+    json_decoder,
     run_replacing,
 )
 from webhooks_common.wire import WebhookCommand
 
 log = logging.getLogger(__name__)
 
-_decoder = msgspec.json.Decoder(WebhookCommand)
-
-
-def decode_command(raw: bytes | None) -> WebhookCommand:
-    if raw is None:
-        raise Undecodable("empty command")
-    return _decoder.decode(raw)
+decode_command = json_decoder(WebhookCommand, "command")
 
 
 def outcome_for(exc: BaseException) -> Outcome:

@@ -18,6 +18,7 @@ from webhooks_common.consumer.runtime import (
     Handler,
     Inbound,
     RuntimeSettings,
+    json_decoder,
     run_replacing,
 )
 
@@ -37,6 +38,7 @@ __all__ = [
     "Unusable",
     "add_health_routes",
     "default_outcome",
+    "json_decoder",
     "run_replacing",
     "serve_app",
 ]

@@ -554,3 +554,18 @@ async def _commit_and_stop(runtime: ConsumerRuntime[Any]) -> None:
     with contextlib.suppress(Exception):
         await runtime.commit()
     await runtime.stop()
+
+
+def json_decoder(cls: type[M], what: str) -> Callable[[bytes | None], M]:
+    """The edge decoder of a topic whose values are JSON `cls` structs (msgspec); a null value is
+    undecodable (`what` names it in the reason), and msgspec's own errors say which field is wrong."""
+    import msgspec
+
+    decoder = msgspec.json.Decoder(cls)
+
+    def decode(raw: bytes | None) -> M:
+        if raw is None:
+            raise Undecodable(f"empty {what}")
+        return decoder.decode(raw)
+
+    return decode

@@ -20,7 +20,6 @@ import uuid
 from collections import defaultdict
 from typing import Any
 
-import msgspec
 import pymongo.errors
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
@@ -45,9 +44,9 @@ from webhooks_common.consumer import (
     Inbound,
     Outcome,
     RuntimeSettings,
-    Undecodable,
     add_health_routes,
     default_outcome,
+    json_decoder,
     run_replacing,
     serve_app,
 )
@@ -58,21 +57,9 @@ from webhooks_common.wire import AttemptRecord, DeadLetter, WebhookCommand, enco
 
 log = logging.getLogger(__name__)
 
-_attempt_decoder = msgspec.json.Decoder(AttemptRecord)
-_dead_decoder = msgspec.json.Decoder(DeadLetter)
+decode_attempt = json_decoder(AttemptRecord, "attempt record")
+decode_dead = json_decoder(DeadLetter, "dead letter")
 REQUESTED_BY = "history"
-
-
-def decode_attempt(raw: bytes | None) -> AttemptRecord:
-    if raw is None:
-        raise Undecodable("empty attempt record")
-    return _attempt_decoder.decode(raw)
-
-
-def decode_dead(raw: bytes | None) -> DeadLetter:
-    if raw is None:
-        raise Undecodable("empty dead letter")
-    return _dead_decoder.decode(raw)
 
 
 def outcome_for(exc: BaseException) -> Outcome:
