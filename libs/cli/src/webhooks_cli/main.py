@@ -578,34 +578,25 @@ def _start_job(
     )
 
 
-@webhooks.command("recover")
-@click.argument("webhook_id")
-@click.option("--entity", required=True)
-@click.option("--since", required=True, help="ISO 8601 start of the window.")
-@click.option("--until", help="ISO 8601 end of the window (default: now).")
-@api_opt
-@token_opt
-@pass_ctx
-def webhooks_recover(
-    c: Ctx, webhook_id: str, entity: str, since: str, until: str | None, api: str | None, tok: str | None
-) -> None:
-    """Re-send every failed or dead delivery of the window (a job)."""
-    _start_job(c, "recover", webhook_id, entity, since, until, api, tok)
+def _job_command(kind: str, doc: str) -> None:
+    """`whctl webhooks recover|replay WEBHOOK_ID --entity E --since T [--until T]`: one job each."""
+
+    @webhooks.command(kind, help=doc)
+    @click.argument("webhook_id")
+    @click.option("--entity", required=True)
+    @click.option("--since", required=True, help="ISO 8601 start of the window.")
+    @click.option("--until", help="ISO 8601 end of the window (default: now).")
+    @api_opt
+    @token_opt
+    @pass_ctx
+    def command(
+        c: Ctx, webhook_id: str, entity: str, since: str, until: str | None, api: str | None, tok: str | None
+    ) -> None:
+        _start_job(c, kind, webhook_id, entity, since, until, api, tok)
 
 
-@webhooks.command("replay")
-@click.argument("webhook_id")
-@click.option("--entity", required=True)
-@click.option("--since", required=True, help="ISO 8601 start of the window.")
-@click.option("--until", help="ISO 8601 end of the window (default: now).")
-@api_opt
-@token_opt
-@pass_ctx
-def webhooks_replay(
-    c: Ctx, webhook_id: str, entity: str, since: str, until: str | None, api: str | None, tok: str | None
-) -> None:
-    """Send every event of the window the webhook matches and has not received (a job)."""
-    _start_job(c, "replay", webhook_id, entity, since, until, api, tok)
+_job_command("recover", "Re-send every failed or dead delivery of the window (a job).")
+_job_command("replay", "Send every event of the window the webhook matches and has not received (a job).")
 
 
 @webhooks.command("job")
