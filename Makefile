@@ -90,6 +90,7 @@ topics: sync
 # target stays under 10 minutes (figures printed only; BENCH_COMPONENTS=0 skips them; their authors' own
 # runs fill their RESULTS.md sections). BENCH_ARGS=--quick for a smoke run of the end-to-end part.
 bench: infra-up
+	$(PY) tools/infra.py prune  # topics killed test runs left behind cost the broker CPU even when idle
 	$(PY) bench/e2e_bench.py $(BENCH_ARGS)
 	@if [ "$(BENCH_COMPONENTS)" != "0" ]; then \
 	  $(PY) bench/router_bench.py --events 10000 --fanout-events 40 && \

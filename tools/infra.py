@@ -3,6 +3,7 @@
     python tools/infra.py up       # idempotent: builds what is missing, starts what is not running
     python tools/infra.py down     # stops exactly the processes `up` started (pid files)
     python tools/infra.py status
+    python tools/infra.py prune    # deletes test/bench topics idle for an hour (--older-than minutes)
 
 Nothing is started for a server that already answers at KAFKA_BOOTSTRAP_SERVERS / MONGO_URL (set, or
 the defaults). Builds and data live under `.infra/` (git-ignored). `up` returns only when Kafka
@@ -440,6 +441,54 @@ async def status() -> int:
     return 0 if k and m else 1
 
 
+def stale_prefixed_topics(names: set[str], data_dir: Path, older_than_s: float, now: float) -> list[str]:
+    """Topics left by tests and benchmarks: a prefix before a system topic's name, no write for a while.
+
+    Unprefixed names (what `make run` uses) and Kafka's own `_` topics are never chosen.
+    """
+    from webhooks_common.topics import Topics, topic_specs
+
+    bases = {s.name for s in topic_specs(Topics())}
+    newest: dict[str, float] = {}
+    for part in data_dir.glob("*-*"):
+        try:  # a partition may be deleted while we look
+            if not part.is_dir():
+                continue
+            # segment files only: a broker start rewrites every partition's checkpoints
+            stamp = max(f.stat().st_mtime for f in part.glob("*.log"))
+        except (OSError, ValueError):
+            continue
+        topic = part.name.rpartition("-")[0]
+        newest[topic] = max(newest.get(topic, 0.0), stamp)
+    return sorted(
+        n
+        for n in names
+        if not n.startswith("_")
+        and n not in bases
+        and any(n.endswith(b) for b in bases)
+        and now - newest.get(n, now) > older_than_s
+    )
+
+
+async def prune(older_than_min: float) -> None:
+    """Delete test and benchmark topics nobody wrote to for `older_than_min` minutes (ours only).
+
+    Tests delete their topics, but a killed run leaves them behind; a thousand idle topics cost the broker
+    CPU even with no client (checkpoints of every partition), which shows in idle and latency benchmarks.
+    """
+    from webhooks_common.kafka import admin_client, delete_topics
+
+    bootstrap = kafka_bootstrap()
+    if not read_pid("kafka"):
+        sys.exit(f"[infra] prune: the Kafka at {bootstrap} was not started by infra.py; not touching it")
+    async with admin_client(bootstrap) as admin:
+        names = set(await admin.list_topics())
+    doomed = stale_prefixed_topics(names, KAFKA_DATA, older_than_min * 60, time.time())
+    for i in range(0, len(doomed), 100):
+        await delete_topics(bootstrap, doomed[i : i + 100], timeout=60)
+    say(f"kafka: deleted {len(doomed)} of {len(names)} topics (prefixed, idle for {older_than_min:g} min)")
+
+
 def main() -> None:
     import logging
 
@@ -448,8 +497,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=["up", "down", "status", "build"])
+    parser.add_argument("command", choices=["up", "down", "status", "build", "prune"])
+    parser.add_argument(
+        "--older-than", type=float, default=60.0, help="prune: minutes since a topic was last written"
+    )
     args = parser.parse_args()
+    if args.command == "prune":
+        asyncio.run(prune(args.older_than))
+        return
     if args.command == "up":
         asyncio.run(up())
     elif args.command == "down":
