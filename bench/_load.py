@@ -122,7 +122,9 @@ class EventWriter:
         self.topic = topics.wink_events
         self.run_id = run_id
         self.seq = 0
-        self.producer: AIOKafkaProducer = make_producer(kafka)
+        # linger 0: an event is on its way when it is stamped; latency is the system's, not this client's
+        # batching (a 2 ms linger here added ~2 ms to every figure before 2026-12-01)
+        self.producer: AIOKafkaProducer = make_producer(kafka, linger_ms=0)
 
     async def __aenter__(self) -> EventWriter:
         await self.producer.start()

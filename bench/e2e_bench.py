@@ -181,6 +181,7 @@ def cost(before: dict[str, float], after: dict[str, float], deliveries: int) -> 
         "per_1000": {name: round(v * k, 3) for name, v in per.items() if name != "machine"},
         "system_per_1000": round(system * k, 3),  # router(s) + deliverer(s) + Kafka
         "system_with_receiver_per_1000": round((system + per.get("receiver", 0.0)) * k, 3),
+        "system_cores": round(system / wall, 3) if wall > 0 else None,  # cores used meanwhile
         # CPU used on the machine by processes that are not ours (other people's tests): noise indicator
         "others_cpu_s": round(per.get("machine", 0.0) - ours, 2),
         "others_cores": round((per.get("machine", 0.0) - ours) / wall, 2) if wall > 0 else None,
@@ -419,8 +420,9 @@ async def latency(
     *,
     name: str = "lat",
     extra_env: dict[str, str] | None = None,
+    idle_s: float = 0.0,
 ) -> dict[str, Any]:
-    """One stack, fixed rates one after another, then the fan-out events."""
+    """One stack, idle for `idle_s` after its warm-up, fixed rates one after another, then the fan-out."""
     prefix = f"{b.run_id}-{name}-"
     hooks = make_hooks(prefix, HOOKS, b.ports)
     fan_entity = f"{prefix}fan"
@@ -433,6 +435,9 @@ async def latency(
         await stack.start()
         async with EventWriter(b.kafka, stack.topics, prefix) as w, TaskTap(b.kafka, stack.topics) as tap:
             await warm_up(b, w, entities, 200, expected_fraction=1.0)
+            if idle_s > 0:
+                out["idle"] = await idle(b, stack, idle_s)
+                log(f"{name} idle: {out['idle']['system_cores']} cores ({out['idle']['cores']})")
             for rate in rates:
                 await b.reset()
                 tap.ms.clear()
@@ -492,6 +497,22 @@ async def latency(
         await stack.stop()
         await stack.drop_topics()
     return out
+
+
+async def idle(b: Bench, stack: Stack, seconds: float) -> dict[str, Any]:
+    """CPU (in cores) of each process while no event is sent, once the warm-up's work has ended."""
+    await asyncio.sleep(3.0)
+    c0 = b.cpu(stack)
+    await asyncio.sleep(seconds)
+    c1 = b.cpu(stack)
+    c = cost(c0, c1, 0)
+    wall = c["wall_s"]
+    return {
+        "seconds": wall,
+        "cores": {k: round(v / wall, 3) for k, v in c["cpu_s"].items() if k != "machine"},
+        "system_cores": c["system_cores"],
+        "others_cores": c["others_cores"],
+    }
 
 
 async def warm_up(
@@ -607,7 +628,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if want("throughput"):
             sc["throughput"] = await drain(b, "tput", args.events)
         if want("latency"):
-            sc["latency"] = await latency(b, [100, 500, 1000], args.seconds, args.fanouts)
+            sc["latency"] = await latency(b, [100, 500, 1000], args.seconds, args.fanouts, idle_s=args.idle)
+        if args.baseline:
+            # the same latency and throughput runs on the router and deliverer of another commit
+            base_env = {"PYTHONPATH": baseline_pythonpath(args.baseline)}
+            sc["baseline_latency"] = await latency(
+                b, [100, 500, 1000], args.seconds, 0, name="base", extra_env=base_env, idle_s=args.idle
+            )
+            sc["baseline_latency"]["commit"] = args.baseline
+            if want("throughput"):
+                sc["baseline_throughput"] = await drain(b, "basetput", args.events, extra_env=base_env)
         if want("isolation"):
             # 1.5x the backlog of (2): the dead URLs get more tasks than their lanes can queue
             # (10 x (500 queued + 8 in flight)), as they do within ~30 s of sustained saturation
@@ -658,6 +688,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return results
 
 
+def baseline_pythonpath(rev: str) -> str:
+    """The source folders of a checkout of `rev` (a git worktree under the temp dir), first on the path."""
+    where = Path(tempfile.gettempdir()) / f"webhooks-baseline-{rev}"
+    if not where.exists():
+        subprocess.run(["git", "worktree", "add", "--detach", str(where), rev], cwd=ROOT, check=True)
+    srcs = ["libs/common/src", "services/router/src", "services/deliverer/src"]
+    return os.pathsep.join(str(where / s) for s in srcs)
+
+
 def derive(sc: dict[str, Any]) -> dict[str, Any]:
     """Ratios and target checks, from figures of this same run."""
     d: dict[str, Any] = {}
@@ -701,6 +740,10 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0, help="seconds per latency rate and for the ceiling")
     ap.add_argument("--fanouts", type=int, default=3, help="fan-out events (each to 1,000 webhooks)")
     ap.add_argument("--profile-seconds", type=float, default=10.0)
+    ap.add_argument("--idle", type=float, default=10.0, help="seconds of idle CPU measured before the rates")
+    ap.add_argument(
+        "--baseline", help="a git revision: also run latency (and throughput) on its router and deliverer"
+    )
     ap.add_argument("--only", help="scenarios to run, comma-separated (names above)")
     ap.add_argument("--out", type=Path, help="results JSON (default bench/results/<date>.json)")
     ap.add_argument("--no-md", action="store_true", help="do not update bench/RESULTS.md")

@@ -15,24 +15,25 @@ from aiokafka.partitioner import DefaultPartitioner
 from router.faust_adapter import default_partition, producer_partitions
 
 
-def test_noack_take_exists_with_the_signature_used() -> None:
-    fun = inspect.unwrap(faust.Stream.noack_take)
-    assert inspect.isasyncgenfunction(fun)
-    params = list(inspect.signature(fun).parameters)
-    assert params == ["self", "max_", "within"], params
-
-
-def test_noack_take_leaves_acking_to_the_caller() -> None:
-    # The router acks a batch only once its tasks are on Kafka; noack_take must neither ack by itself nor
-    # let the stream ack (it turns `enable_acks` off while it runs).
+def test_noack_gives_a_stream_that_leaves_acking_to_the_caller() -> None:
+    # The router acks an event only once its tasks are on Kafka: the clone `noack()` returns must have acks
+    # off, and be the stream the events come from (`events()`) and the acks go to (`ack(event)`).
+    assert "enable_acks" in inspect.signature(faust.Stream.__init__).parameters
     code = [
         line.strip()
-        for line in inspect.getsource(inspect.unwrap(faust.Stream.noack_take)).splitlines()
+        for line in inspect.getsource(inspect.unwrap(faust.Stream.noack)).splitlines()
         if line.strip() and not line.strip().startswith("#")
     ]
-    assert "self.enable_acks = False" in code
-    assert not [line for line in code if "self.ack(" in line or "ack_events" in line], code
-    assert "enable_acks" in inspect.signature(faust.Stream.__init__).parameters
+    assert "enable_acks=False," in code, code
+    assert inspect.isasyncgenfunction(inspect.unwrap(faust.Stream.events))
+    assert inspect.iscoroutinefunction(inspect.unwrap(faust.Stream.ack))
+    assert list(inspect.signature(faust.Stream.ack).parameters) == ["self", "event"]
+
+
+def test_a_stream_with_acks_off_does_not_ack_while_iterating() -> None:
+    # faust's iterator acks the previous event when the next is asked for, unless `enable_acks` is off.
+    source = inspect.getsource(faust.Stream._py_aiter)
+    assert "do_ack = self.enable_acks" in source
 
 
 async def test_aiokafka_producer_internals_used_by_the_sink() -> None:

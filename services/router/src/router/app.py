@@ -1,8 +1,9 @@
 """Wiring: the faust app, its agent, the config view, the task sink and the HTTP pages.
 
-One agent reads both input topics (raw bytes; we parse them ourselves so bad input never crashes it) in
-batches and acknowledges a batch's events only after Kafka acknowledged every task and invalid record the
-batch produced; faust commits acknowledged offsets only. See README.md for why.
+One agent reads both input topics (raw bytes; we parse them ourselves so bad input never crashes it) into
+an `Intake`; one loop routes whatever has arrived as a batch (intake.py) and acknowledges a batch's events
+only after Kafka acknowledged every task and invalid record the batch produced; faust commits acknowledged
+offsets only. See README.md for why.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from faust.types import EventT, StreamT
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from router import metrics
-from router.faust_adapter import noack_batches
+from router.faust_adapter import manual_ack_events
 from router.index import SubscriptionIndex
+from router.intake import Intake, run_intake
 from router.routing import BatchPlan, InputRecord, plan_batch
 from router.settings import RouterSettings
 from router.sink import KafkaSink, RecordSink
@@ -118,11 +120,16 @@ def build_app(settings: RouterSettings) -> faust.App:
             # Only at start: when the feed fails later, routing goes on with the configs held (the last known
             # state) while /readyz says the feed is down.
             await view.wait_ready()
-            # faust never acks these batches by itself: an event is acked below, once its tasks are on Kafka.
-            async for events in noack_batches(stream, settings.batch_max, settings.batch_within_ms / 1000):
-                await _shielded(router.route([_input_record(e) for e in events]))
-                for event in events:
-                    await stream.ack(event)
+            # faust never acks these events by itself: each is acked below, once its tasks are on Kafka.
+            events, ack = manual_ack_events(stream)
+            intake: Intake[EventT] = Intake(settings.batch_max, linger_s=settings.batch_within_ms / 1000)
+
+            async def route_batch(batch: list[EventT]) -> None:
+                await _shielded(router.route([_input_record(e) for e in batch]))
+                for event in batch:
+                    await ack(event)
+
+            await run_intake(events, intake, route_batch)
         finally:
             await stop_client(producer)
 

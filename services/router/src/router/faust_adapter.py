@@ -9,23 +9,25 @@ and its settings, `app.topic`, `app.agent`, `app.task`, `app.page` views, `app.c
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
 from aiokafka import AIOKafkaProducer
 from faust.types import EventT, StreamT
 
+Acker = Callable[[EventT], Awaitable[bool]]
 
-def noack_batches(stream: StreamT[bytes], max_: int, within_s: float) -> AsyncIterator[Sequence[EventT]]:
-    """Batches of up to `max_` events (waiting at most `within_s` to fill one) that faust never acks itself.
 
-    Why: `Stream.noack_take` is the only batching read in faust that leaves acking to the caller (it turns
-    the stream's `enable_acks` off); `take`/`take_events` ack their buffer in a `finally`, also when the
-    body raises or is cancelled, which would commit events whose tasks never reached Kafka. It is a method
-    of `faust.Stream` but not of the `StreamT` interface agents are typed with, and it yields events, not
-    the values its annotation says: hence the casts.
+def manual_ack_events(stream: StreamT[bytes]) -> tuple[AsyncIterator[EventT], Acker]:
+    """The stream's events as they arrive, which faust never acks itself, and the function that acks one.
+
+    Why: `Stream.noack()` (a clone with `enable_acks` off) is how faust leaves acking to the caller, so an
+    event is committed only once its tasks are on Kafka; iterating a stream that acks would ack an event
+    as soon as the next one is asked for. `noack` is a method of `faust.Stream` but not of the `StreamT`
+    interface agents are typed with: hence the cast.
     """
-    return cast(AsyncIterator[Sequence[EventT]], cast(Any, stream).noack_take(max_, within=within_s))
+    manual = cast(StreamT[bytes], cast(Any, stream).noack())
+    return manual.events(), manual.ack
 
 
 def producer_partitions(producer: AIOKafkaProducer, topic: str) -> set[int] | None:

@@ -32,10 +32,16 @@ class RouterSettings(CommonSettings):
         6, ge=1, description="Partition count of the input topics (as created by `make run` / deploy)."
     )
     batch_max: int = Field(
-        500, ge=1, description="Most input events routed together (one wait for Kafka's acks per batch)."
+        500,
+        ge=1,
+        description="Most input events routed together (one wait for Kafka's acks per batch). Batches form "
+        "by themselves: what arrived while the previous batch was written.",
     )
     batch_within_ms: int = Field(
-        5, ge=1, description="Longest wait (ms) to fill a batch before routing what has arrived."
+        0,
+        ge=0,
+        description="Extra wait (ms) for a batch that is not full before routing it. 0: route what has "
+        "arrived at once (lowest latency; under load batches still grow while the previous one is written).",
     )
     tasks_linger_ms: int = Field(
         0,
