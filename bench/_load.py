@@ -178,7 +178,16 @@ class TaskTap(TopicTap):
     """
 
     def __init__(self, kafka: str, topics: Topics) -> None:
-        super().__init__(kafka, topics.deliveries, self._time, from_beginning=False, fetch_max_wait_ms=100)
+        # answered every 100 ms rather than per record: the tap's own fetches must not load the broker
+        # it measures (each task's Kafka timestamp is what is read, not when the tap gets it)
+        super().__init__(
+            kafka,
+            topics.deliveries,
+            self._time,
+            from_beginning=False,
+            fetch_max_wait_ms=100,
+            fetch_min_bytes=1024 * 1024,
+        )
         self.ms: list[float] = []
 
     def _time(self, records: list[ConsumerRecord]) -> None:

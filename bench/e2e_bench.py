@@ -294,6 +294,7 @@ async def drain(
         if prof_task is not None:
             profiles = await prof_task
         final = await b.stats()
+        batches, batched = await asyncio.to_thread(stack.router_batches)
     finally:
         codes = await stack.stop()
         await stack.drop_topics()
@@ -315,6 +316,7 @@ async def drain(
         "groups_settled_before_load": settled,
         "backlog_write_s": round(t_start - t_load, 2),
         "exit_codes": codes,
+        "router_mean_batch": round(batched / batches, 1) if batches else None,
     }
     after = [s for s in samples if s[0] >= t_start]
     result["stalls"] = stalls([(s[0] - t_start, s[1]) for s in after], expected)
@@ -362,7 +364,10 @@ async def drain(
             result["rate"] = 0.0
     if profiles:
         result["profile"] = profiles
-    log(f"{name}: {result.get('rate')} deliveries/s ({final['count']}/{expected})")
+    log(
+        f"{name}: {result.get('rate')} deliveries/s ({final['count']}/{expected}); "
+        f"router batches of {result['router_mean_batch']}"
+    )
     return result
 
 
@@ -421,6 +426,7 @@ async def latency(
     name: str = "lat",
     extra_env: dict[str, str] | None = None,
     idle_s: float = 0.0,
+    profile_at: int | None = None,
 ) -> dict[str, Any]:
     """One stack, idle for `idle_s` after its warm-up, fixed rates one after another, then the fan-out."""
     prefix = f"{b.run_id}-{name}-"
@@ -443,8 +449,13 @@ async def latency(
                 tap.ms.clear()
                 rb0 = await asyncio.to_thread(stack.router_batches)
                 c0, r0 = b.cpu(stack), time.monotonic()
+                prof = None
+                if rate == profile_at:  # py-spy over the paced window: where CPU goes at this rate
+                    prof = asyncio.create_task(profile_stack(b, stack, max(1.0, seconds - 1)))
                 sent = await w.paced(entities, rate, seconds)
                 produce_s = time.monotonic() - r0
+                if prof is not None:
+                    out[f"profile_at_{rate}"] = await prof
                 st = await wait_until(at_least(sent), b, 10)
                 c1 = b.cpu(stack)
                 rb1 = await asyncio.to_thread(stack.router_batches)
@@ -628,7 +639,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if want("throughput"):
             sc["throughput"] = await drain(b, "tput", args.events)
         if want("latency"):
-            sc["latency"] = await latency(b, [100, 500, 1000], args.seconds, args.fanouts, idle_s=args.idle)
+            sc["latency"] = await latency(
+                b, [100, 500, 1000], args.seconds, args.fanouts, idle_s=args.idle, profile_at=args.profile_at
+            )
         if args.baseline:
             # the same latency and throughput runs on the router and deliverer of another commit
             base_env = {"PYTHONPATH": baseline_pythonpath(args.baseline)}
@@ -740,6 +753,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0, help="seconds per latency rate and for the ceiling")
     ap.add_argument("--fanouts", type=int, default=3, help="fan-out events (each to 1,000 webhooks)")
     ap.add_argument("--profile-seconds", type=float, default=10.0)
+    ap.add_argument("--profile-at", type=int, help="py-spy the services during this latency rate (events/s)")
     ap.add_argument("--idle", type=float, default=10.0, help="seconds of idle CPU measured before the rates")
     ap.add_argument(
         "--baseline", help="a git revision: also run latency (and throughput) on its router and deliverer"

@@ -64,6 +64,52 @@ async def test_linger_waits_for_more_unless_the_batch_is_full() -> None:
     assert loop.time() - t0 < 0.04  # full: no wait
 
 
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_light_traffic_never_waits_and_busy_traffic_waits_for_a_fuller_batch() -> None:
+    clock = FakeClock()
+    intake: Intake[int] = Intake(100, hold=2000, linger_s=0.05, busy_rate=1000, tau_s=0.1, clock=clock)
+    loop = asyncio.get_running_loop()
+    # 100 items/s for a second: light
+    for i in range(100):
+        clock.now += 0.01
+        await intake.put(i)
+        t0 = loop.time()
+        assert await intake.take() == [i]
+        assert loop.time() - t0 < 0.04
+    assert 90 < intake.rate < 110
+    # 5,000 items/s for 0.2 s: busy, so a take waits (here the whole linger: no batch fills)
+    for i in range(1000):
+        clock.now += 0.0002
+        await intake.put(i)
+    assert intake.rate > 1000
+    got = await intake.take()
+    assert len(got) == 100  # a full batch does not wait
+    del got
+    while len(intake) >= 100:
+        await intake.take()
+    await intake.put(-1)  # the rest is short of a batch
+    t0 = loop.time()
+    await intake.take()
+    assert loop.time() - t0 >= 0.04
+    # quiet again for a second: the rate decays and a lone item goes at once
+    clock.now += 1.0
+    await intake.put(7)
+    t0 = loop.time()
+    assert await intake.take() == [7]
+    assert loop.time() - t0 < 0.04
+
+
+async def _nothing(batch: list[int]) -> None:
+    return None
+
+
 async def _items(n: int, gap_s: float = 0.0) -> AsyncIterator[int]:
     for i in range(n):
         if gap_s:
@@ -87,7 +133,7 @@ async def test_batches_grow_while_the_previous_one_is_written() -> None:
         release.set()
 
     intake: Intake[int] = Intake(500)
-    await run_intake(source(), intake, route)
+    await run_intake(source(), intake, route, _nothing)
     assert batches[0] == [0]
     assert [i for b in batches for i in b] == list(range(50))
     assert batches[1] == list(range(1, 50))  # everything that came meanwhile, in one batch
@@ -105,15 +151,38 @@ async def test_a_routing_error_ends_the_feed_and_is_raised() -> None:
             await asyncio.sleep(0)
 
     with pytest.raises(RuntimeError, match="kafka is gone"):
-        await asyncio.wait_for(run_intake(endless(), Intake(10), route), 5)
+        await asyncio.wait_for(run_intake(endless(), Intake(10), route, _nothing, in_flight=3), 5)
 
 
 async def test_when_the_source_ends_what_it_gave_is_routed_first() -> None:
     routed: list[int] = []
 
-    async def route(batch: list[int]) -> None:
+    async def write(batch: list[int]) -> None:
         await asyncio.sleep(0.01)  # slower than the source: items are still waiting when it ends
+
+    async def done(batch: list[int]) -> None:
         routed.extend(batch)
 
-    await asyncio.wait_for(run_intake(_items(100), Intake(7), route), 5)
+    await asyncio.wait_for(run_intake(_items(100), Intake(7), write, done, in_flight=2), 5)
     assert routed == list(range(100))
+
+
+async def test_batches_are_written_side_by_side_and_finished_in_order() -> None:
+    writing = 0
+    most = 0
+    finished: list[int] = []
+
+    async def write(batch: list[int]) -> None:
+        nonlocal writing, most
+        writing += 1
+        most = max(most, writing)
+        # later batches finish writing first: acks must still go in order
+        await asyncio.sleep(0.02 if batch[0] % 2 == 0 else 0.001)
+        writing -= 1
+
+    async def done(batch: list[int]) -> None:
+        finished.extend(batch)
+
+    await asyncio.wait_for(run_intake(_items(40, 0.002), Intake(3), write, done, in_flight=3), 10)
+    assert finished == list(range(40))
+    assert most == 3  # never more than in_flight at once, and it does use them

@@ -64,7 +64,7 @@ class Deliverer:
         )
         # secrets and states first: no task may be handled against an empty view
         await self.config.start(within_s=60.0)
-        self._producer = producer = make_producer(s.kafka_bootstrap_servers)
+        self._producer = producer = make_producer(s.kafka_bootstrap_servers, linger_ms=s.records_linger_ms)
         await start_client(producer)
         self._session = session = make_session(
             timeout_s=s.timeout_s,

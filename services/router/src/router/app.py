@@ -122,14 +122,20 @@ def build_app(settings: RouterSettings) -> faust.App:
             await view.wait_ready()
             # faust never acks these events by itself: each is acked below, once its tasks are on Kafka.
             events, ack = manual_ack_events(stream)
-            intake: Intake[EventT] = Intake(settings.batch_max, linger_s=settings.batch_within_ms / 1000)
+            intake: Intake[EventT] = Intake(
+                settings.batch_max,
+                linger_s=settings.batch_within_ms / 1000,
+                busy_rate=settings.batch_busy_rate,
+            )
 
-            async def route_batch(batch: list[EventT]) -> None:
+            async def write(batch: list[EventT]) -> None:
                 await _shielded(router.route([_input_record(e) for e in batch]))
+
+            async def acknowledge(batch: list[EventT]) -> None:
                 for event in batch:
                     await ack(event)
 
-            await run_intake(events, intake, route_batch)
+            await run_intake(events, intake, write, acknowledge, in_flight=settings.batches_in_flight)
         finally:
             await stop_client(producer)
 

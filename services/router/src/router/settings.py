@@ -38,10 +38,23 @@ class RouterSettings(CommonSettings):
         "by themselves: what arrived while the previous batch was written.",
     )
     batch_within_ms: int = Field(
-        0,
+        5,
         ge=0,
-        description="Extra wait (ms) for a batch that is not full before routing it. 0: route what has "
-        "arrived at once (lowest latency; under load batches still grow while the previous one is written).",
+        description="Under load only (ROUTER_BATCH_BUSY_RATE): the longest wait (ms) for a batch to fill "
+        "before routing it. 0: never wait.",
+    )
+    batch_busy_rate: float = Field(
+        1500.0,
+        ge=0,
+        description="Input events per second (moving average) from which the router is busy and a batch "
+        "waits up to ROUTER_BATCH_WITHIN_MS to fill (fewer, larger Kafka requests). Below it, what has "
+        "arrived is routed at once: light traffic never waits. 0: always wait (a fixed window).",
+    )
+    batches_in_flight: int = Field(
+        4,
+        ge=1,
+        description="Batches being written at once. While Kafka acknowledges one, the next is written (the "
+        "producer gathers them into its next request); events are still acknowledged in order.",
     )
     tasks_linger_ms: int = Field(
         0,
