@@ -10,6 +10,7 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -220,22 +221,27 @@ token_opt = click.option(
 )
 
 
+def entity_opts(f: Callable[..., Any]) -> Callable[..., Any]:
+    """`--entity` (required), `--api`, `--token` and the context: what every call about one entity takes."""
+    return click.option("--entity", required=True)(api_opt(token_opt(pass_ctx(f))))
+
+
+# The columns of `webhooks list`: ids, URLs and event types are copied whole; the others drop first.
+WEBHOOK_COLS = [
+    Col("id", copy=True),
+    Col("name", drop=1),
+    Col("enabled", drop=2),
+    Col("eventUrl", copy=True),
+    Col("eventList", copy=True),
+    Col("version", drop=3),
+]
+
+
 @webhooks.command("list")
-@click.option("--entity", required=True)
-@api_opt
-@token_opt
-@pass_ctx
+@entity_opts
 def webhooks_list(c: Ctx, entity: str, api: str | None, tok: str | None) -> None:
     """List the webhooks of --entity."""
     hooks = _api_call(_client(c, entity, api, tok).list, entity)
-    cols = [
-        Col("id", copy=True),
-        Col("name", drop=1),
-        Col("enabled", drop=2),
-        Col("eventUrl", copy=True),
-        Col("eventList", copy=True),
-        Col("version", drop=3),
-    ]
     rows = [
         [
             h["id"],
@@ -247,7 +253,7 @@ def webhooks_list(c: Ctx, entity: str, api: str | None, tok: str | None) -> None
         ]
         for h in hooks
     ]
-    c.table(hooks, cols, rows, f"no webhooks for entity {entity}")
+    c.table(hooks, WEBHOOK_COLS, rows, f"no webhooks for entity {entity}")
 
 
 @webhooks.command("create")
@@ -366,10 +372,7 @@ def webhooks_update(
 
 @webhooks.command("secret")
 @click.argument("webhook_id")
-@click.option("--entity", required=True)
-@api_opt
-@token_opt
-@pass_ctx
+@entity_opts
 def webhooks_secret(c: Ctx, webhook_id: str, entity: str, api: str | None, tok: str | None) -> None:
     """Print the signing secret of WEBHOOK_ID."""
     secret = _api_call(_client(c, entity, api, tok).secret, entity, webhook_id)
@@ -381,10 +384,7 @@ def webhooks_secret(c: Ctx, webhook_id: str, entity: str, api: str | None, tok: 
 
 @webhooks.command("delete")
 @click.argument("webhook_id")
-@click.option("--entity", required=True)
-@api_opt
-@token_opt
-@pass_ctx
+@entity_opts
 def webhooks_delete(c: Ctx, webhook_id: str, entity: str, api: str | None, tok: str | None) -> None:
     """Remove WEBHOOK_ID."""
     res = _api_call(_client(c, entity, api, tok).delete, entity, webhook_id)
@@ -403,21 +403,27 @@ def _hook_path(entity: str, webhook_id: str, suffix: str) -> str:
 
 
 def _history_call(
-    c: Ctx, entity: str, api: str | None, tok: str | None, method: str, path: str, body: Any = None
+    c: Ctx,
+    entity: str,
+    api: str | None,
+    tok: str | None,
+    method: str,
+    webhook_id: str,
+    suffix: str,
+    body: Any = None,
 ) -> Any:
+    """`method` on one of WEBHOOK_ID's history paths (`suffix` after the webhook's URL)."""
+    path = _hook_path(entity, webhook_id, suffix)
     return _api_call(_client(c, entity, api, tok).call, method, path, body)
 
 
 @webhooks.command("deliveries")
 @click.argument("webhook_id")
-@click.option("--entity", required=True)
 @click.option("--status", type=click.Choice(["succeeded", "failed", "pending", "dead"]))
 @click.option("--event-type")
 @click.option("--limit", type=int, default=20, show_default=True)
 @click.option("--cursor", help="nextCursor of the previous page.")
-@api_opt
-@token_opt
-@pass_ctx
+@entity_opts
 def webhooks_deliveries(
     c: Ctx,
     webhook_id: str,
@@ -434,9 +440,7 @@ def webhooks_deliveries(
 
     params = {"limit": str(limit), "status": status, "eventType": event_type, "cursor": cursor}
     query = urlencode({k: v for k, v in params.items() if v is not None})
-    page = _history_call(
-        c, entity, api, tok, "GET", _hook_path(entity, webhook_id, f"/delivery/list?{query}")
-    )
+    page = _history_call(c, entity, api, tok, "GET", webhook_id, f"/delivery/list?{query}")
     cols = [
         Col("created", drop=2),
         Col("event", copy=True),
@@ -462,16 +466,12 @@ def webhooks_deliveries(
 @webhooks.command("delivery")
 @click.argument("webhook_id")
 @click.argument("event_id")
-@click.option("--entity", required=True)
-@api_opt
-@token_opt
-@pass_ctx
+@entity_opts
 def webhooks_delivery(
     c: Ctx, webhook_id: str, event_id: str, entity: str, api: str | None, tok: str | None
 ) -> None:
     """One delivery: the payload sent and every attempt."""
-    path = _hook_path(entity, webhook_id, f"/delivery/{event_id}")
-    d = _history_call(c, entity, api, tok, "GET", path)
+    d = _history_call(c, entity, api, tok, "GET", webhook_id, f"/delivery/{event_id}")
     cols = [
         Col("#"),
         Col("at", drop=2),
@@ -499,44 +499,34 @@ def webhooks_delivery(
 @webhooks.command("resend")
 @click.argument("webhook_id")
 @click.argument("event_id")
-@click.option("--entity", required=True)
-@api_opt
-@token_opt
-@pass_ctx
+@entity_opts
 def webhooks_resend(
     c: Ctx, webhook_id: str, event_id: str, entity: str, api: str | None, tok: str | None
 ) -> None:
     """Send one delivery again (same webhook-id)."""
-    path = _hook_path(entity, webhook_id, f"/delivery/{event_id}/resend")
-    res = _history_call(c, entity, api, tok, "POST", path)
+    res = _history_call(c, entity, api, tok, "POST", webhook_id, f"/delivery/{event_id}/resend")
     c.out(res, f"resend of {res['eventId']} accepted")
 
 
 @webhooks.command("test")
 @click.argument("webhook_id")
-@click.option("--entity", required=True)
 @click.option("--type", "event_type", help="A catalogue event type (default: one the webhook subscribes to).")
-@api_opt
-@token_opt
-@pass_ctx
+@entity_opts
 def webhooks_test(
     c: Ctx, webhook_id: str, entity: str, event_type: str | None, api: str | None, tok: str | None
 ) -> None:
     """Send a test event to WEBHOOK_ID."""
     body = {"eventType": event_type} if event_type else {}
-    res = _history_call(c, entity, api, tok, "POST", _hook_path(entity, webhook_id, "/test"), body)
+    res = _history_call(c, entity, api, tok, "POST", webhook_id, "/test", body)
     c.out(res, f"test event {res['eventId']} accepted")
 
 
 @webhooks.command("stats")
 @click.argument("webhook_id")
-@click.option("--entity", required=True)
-@api_opt
-@token_opt
-@pass_ctx
+@entity_opts
 def webhooks_stats(c: Ctx, webhook_id: str, entity: str, api: str | None, tok: str | None) -> None:
     """Attempts, success rate and durations of the last hour and day."""
-    res = _history_call(c, entity, api, tok, "GET", _hook_path(entity, webhook_id, "/stats"))
+    res = _history_call(c, entity, api, tok, "GET", webhook_id, "/stats")
     cols = [
         Col("window"),
         Col("attempts"),
@@ -572,7 +562,7 @@ def _start_job(
     tok: str | None,
 ) -> None:
     body = {"since": since, **({"until": until} if until else {})}
-    res = _history_call(c, entity, api, tok, "POST", _hook_path(entity, webhook_id, f"/{kind}"), body)
+    res = _history_call(c, entity, api, tok, "POST", webhook_id, f"/{kind}", body)
     c.out(
         res, f"{kind} job {res['jobId']} {res['state']} (see: whctl webhooks job {webhook_id} {res['jobId']})"
     )
@@ -583,12 +573,9 @@ def _job_command(kind: str, doc: str) -> None:
 
     @webhooks.command(kind, help=doc)
     @click.argument("webhook_id")
-    @click.option("--entity", required=True)
     @click.option("--since", required=True, help="ISO 8601 start of the window.")
     @click.option("--until", help="ISO 8601 end of the window (default: now).")
-    @api_opt
-    @token_opt
-    @pass_ctx
+    @entity_opts
     def command(
         c: Ctx, webhook_id: str, entity: str, since: str, until: str | None, api: str | None, tok: str | None
     ) -> None:
@@ -602,13 +589,10 @@ _job_command("replay", "Send every event of the window the webhook matches and h
 @webhooks.command("job")
 @click.argument("webhook_id")
 @click.argument("job_id")
-@click.option("--entity", required=True)
-@api_opt
-@token_opt
-@pass_ctx
+@entity_opts
 def webhooks_job(c: Ctx, webhook_id: str, job_id: str, entity: str, api: str | None, tok: str | None) -> None:
     """State and counts of a recover or replay job."""
-    res = _history_call(c, entity, api, tok, "GET", _hook_path(entity, webhook_id, f"/job/{job_id}"))
+    res = _history_call(c, entity, api, tok, "GET", webhook_id, f"/job/{job_id}")
     counts = res["counts"]
     missing = (
         f"; Kafka no longer holds {res['missing']['since']} .. {res['missing']['until']}"
