@@ -273,3 +273,9 @@ def publish(text: str, append: Path | None) -> None:
     if append:
         with append.open("a") as f:
             f.write("\n" + text)
+
+
+def publish_table(text: str, columns: list[str], rows: list[str], append: Path | None) -> None:
+    """publish() a report: Markdown `text` (ending with a blank line), then one table of `columns`."""
+    table = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns), *rows, ""]
+    publish("\n".join([text, *table]), append)

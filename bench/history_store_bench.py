@@ -31,7 +31,7 @@ from pymongo import ASCENDING, AsyncMongoClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._report import pct, publish
+from bench._report import pct, publish_table
 
 STATUSES = ["succeeded"] * 8 + ["failed", "dead"]
 DAY_MS = 86_400_000
@@ -180,13 +180,9 @@ async def main() -> None:
             f"Queries: a page of {PAGE} of one webhook's deliveries, newest first, a quarter each of status "
             f"failed / succeeded, half without a filter; {args.queriers} clients.",
             "",
-            "| phase | pages | p50 ms | p95 ms | p99 ms |",
-            "|---|---|---|---|---|",
-            *rows,
-            "",
         ]
     )
-    publish(text, args.append)
+    publish_table(text, ["phase", "pages", "p50 ms", "p95 ms", "p99 ms"], rows, args.append)
 
 
 if __name__ == "__main__":

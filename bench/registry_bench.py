@@ -36,7 +36,7 @@ from cryptography.fernet import Fernet
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._procs import bench_proc, cpu_seconds, free_port, rss_mb
-from bench._report import pct, publish
+from bench._report import pct, publish_table
 from webhooks_common.kafka import delete_topics, ensure_topics
 from webhooks_common.tokens import mint_token
 from webhooks_common.topics import Topics, topic_specs
@@ -310,13 +310,9 @@ async def main() -> None:
             + "".join(f", {k} {v:.2f} ms" for k, v in cpu_ms.items())
             + f"; registries' RSS {rss:.0f} MB.",
             "",
-            "| operation | requests | p50 ms | p95 ms | p99 ms | errors |",
-            "|---|---|---|---|---|---|",
-            *rows,
-            "",
         ]
     )
-    publish(text, args.append)
+    publish_table(text, ["operation", "requests", "p50 ms", "p95 ms", "p99 ms", "errors"], rows, args.append)
 
 
 if __name__ == "__main__":

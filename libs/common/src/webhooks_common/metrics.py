@@ -9,10 +9,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 15, 30)
 
 
+def metrics_response(registry: CollectorRegistry = REGISTRY) -> web.Response:
+    """`registry` in Prometheus's text format: the answer of every `/metrics`."""
+    return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
 async def metrics_handler(request: web.Request) -> web.Response:
-    registry: CollectorRegistry = request.app.get("metrics_registry", REGISTRY)
-    body = generate_latest(registry)
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+    return metrics_response(request.app.get("metrics_registry", REGISTRY))
 
 
 async def start_metrics_server(host: str, port: int) -> web.AppRunner:

@@ -5,18 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aiohttp import web
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from webhooks_common.consumer import add_health_routes, serve_app
 from webhooks_common.consumer.health import Check
-from webhooks_common.metrics import LATENCY_BUCKETS
+from webhooks_common.metrics import LATENCY_BUCKETS, metrics_response
 
 
 class DelivererMetrics:
@@ -51,9 +44,7 @@ async def serve_metrics(
     app = web.Application()
 
     async def serve(_r: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
+        return metrics_response(metrics.registry)
 
     app.router.add_get("/metrics", serve)
     add_health_routes(app, checks)

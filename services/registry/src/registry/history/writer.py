@@ -23,14 +23,7 @@ from typing import Any
 import pymongo.errors
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from registry.history import model
 from registry.history.jobs import JobRunner
@@ -51,7 +44,7 @@ from webhooks_common.consumer import (
     serve_app,
 )
 from webhooks_common.kafka import make_producer, start_client, stop_client
-from webhooks_common.metrics import LATENCY_BUCKETS
+from webhooks_common.metrics import LATENCY_BUCKETS, metrics_response
 from webhooks_common.topics import Topics
 from webhooks_common.wire import AttemptRecord, DeadLetter, WebhookCommand, encode
 
@@ -306,7 +299,7 @@ class WriterProcess:
         registry = self.writer.metrics.registry
 
         async def metrics(_r: web.Request) -> web.Response:
-            return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+            return metrics_response(registry)
 
         app.router.add_get("/metrics", metrics)
         add_health_routes(app, {"consumer": lambda: self.writer.ready})
