@@ -225,6 +225,9 @@ async def test_history_shows_what_the_receiver_got_and_answered_then_resend_and_
         detail = await asyncio.to_thread(whctl, "delivery", hook["id"], task.event_id)
         assert len(detail["attempts"]) == 3
         assert (await asyncio.to_thread(whctl, "stats", hook["id"]))["lastDay"]["attempts"] == 4
+        assert (await asyncio.to_thread(whctl, "secret", hook["id"]))["secret"].startswith("whsec_")
+        resent = await asyncio.to_thread(whctl, "resend", hook["id"], task.event_id)
+        assert resent["eventId"] == task.event_id
 
         # another entity's webhook does not exist for this caller
         other = Api(api.base, api.session, str(uuid.uuid4()))
