@@ -23,7 +23,6 @@ from typing import Any
 import pymongo.errors
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from registry.history import model
 from registry.history.jobs import JobRunner
@@ -44,7 +43,7 @@ from webhooks_common.consumer import (
     serve_app,
 )
 from webhooks_common.kafka import make_producer, start_client, stop_client
-from webhooks_common.metrics import LATENCY_BUCKETS, metrics_response
+from webhooks_common.metrics import OwnMetrics, metrics_response
 from webhooks_common.topics import Topics
 from webhooks_common.wire import AttemptRecord, DeadLetter, WebhookCommand, encode
 
@@ -62,25 +61,17 @@ def outcome_for(exc: BaseException) -> Outcome:
     return default_outcome(exc)
 
 
-class WriterMetrics:
+class WriterMetrics(OwnMetrics):
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.records = Counter("history_writer_records", "Records stored", ["kind"], registry=self.registry)
-        self.batch = Histogram(
-            "history_writer_batch_seconds",
-            "Time to store one batch",
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.lag = Gauge(
+        super().__init__()
+        self.records = self.counter("history_writer_records", "Records stored", ["kind"])
+        self.batch = self.seconds("history_writer_batch_seconds", "Time to store one batch")
+        self.lag = self.gauge(
             "history_writer_lag_records",
             "Records on webhooks.attempts and webhooks.dlq not stored yet (assigned partitions)",
-            registry=self.registry,
         )
-        self.auto_disabled = Counter(
-            "history_auto_disable_requests",
-            "Disable commands sent after sustained failure",
-            registry=self.registry,
+        self.auto_disabled = self.counter(
+            "history_auto_disable_requests", "Disable commands sent after sustained failure"
         )
 
 
