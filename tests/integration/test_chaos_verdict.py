@@ -11,8 +11,6 @@ import msgspec
 import orjson
 import pytest
 
-from deliverer.records import decode_task
-from registry.commands import decode_command
 from tools.chaos.bad_records import (
     CONFIG_REASON,
     WRONG,
@@ -25,6 +23,7 @@ from tools.chaos.bad_records import (
 from tools.chaos.report import PROBLEM_JSON, chaos_verdict, render, soak_verdict
 from webhooks_common.config_view import Skip
 from webhooks_common.config_view import decode as config_decode
+from webhooks_common.decoders import decode_command, decode_task
 from webhooks_common.models import AttemptRecord
 from webhooks_common.wire import DeliveryTask, WebhookCommand
 

@@ -14,11 +14,8 @@ from typing import Any
 import msgspec
 import orjson
 
-from webhooks_common.consumer import json_decoder
+from webhooks_common.decoders import decode_task as decode_task  # the consumer's decoder (re-exported)
 from webhooks_common.wire import AttemptSummary, DeadLetter, DeliveryTask, WebhookCommand, encode
-
-# The task in a record's value (raises when it is not one: the runtime sets such records aside).
-decode_task = json_decoder(DeliveryTask, "delivery task")
 
 
 def attempt_record(

@@ -38,10 +38,10 @@ from webhooks_common.consumer import (
     RuntimeSettings,
     add_health_routes,
     default_outcome,
-    json_decoder,
     run_replacing,
     serve_app,
 )
+from webhooks_common.decoders import decode_attempt, decode_dead
 from webhooks_common.kafka import make_producer, start_client, stop_client
 from webhooks_common.metrics import OwnMetrics, metrics_response
 from webhooks_common.topics import Topics
@@ -49,8 +49,6 @@ from webhooks_common.wire import AttemptRecord, DeadLetter, WebhookCommand, enco
 
 log = logging.getLogger(__name__)
 
-decode_attempt = json_decoder(AttemptRecord, "attempt record")
-decode_dead = json_decoder(DeadLetter, "dead letter")
 REQUESTED_BY = "history"
 
 
