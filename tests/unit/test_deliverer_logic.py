@@ -24,7 +24,8 @@ from deliverer.settings import DEFAULT_SCHEDULE, parse_schedule
 from tests.support.factories import delivery_task
 from webhooks_common import wire
 from webhooks_common.consumer import OffsetTracker
-from webhooks_common.models import AttemptRecord, DeadLetter, DeliveryTask, WebhookCommand
+from webhooks_common.decoders import decode_attempt
+from webhooks_common.models import DeadLetter, DeliveryTask, WebhookCommand
 from webhooks_common.topics import RETRY_TIERS
 from webhooks_common.urls import forbidden_reason
 
@@ -256,7 +257,7 @@ TASK = delivery_task("ev1", "w1", webhook_version=3)
 def test_records_parse_with_shared_models() -> None:
     task = records.decode_task(TASK.to_bytes())
     assert records.task_bytes(task) == TASK.to_bytes()  # the router's wire format, byte for byte
-    rec = AttemptRecord.from_bytes(
+    rec = decode_attempt(
         records.attempt_record(
             task,
             url="u",

@@ -23,7 +23,7 @@ from rich.table import Table
 from webhooks_cli import devprofile
 from webhooks_cli.settings import CliSettings
 from webhooks_cli.tables import Col, fitted, footnote
-from webhooks_common.models import AttemptRecord, DeadLetter
+from webhooks_common.models import DeadLetter
 from webhooks_common.settings import load_settings
 from webhooks_common.tokens import SCOPES, mint_token
 from webhooks_common.topics import Topics
@@ -604,7 +604,10 @@ def tail(
     c: Ctx, from_beginning: bool, webhook_id: str | None, count: int | None, timeout: float | None
 ) -> None:
     """Follow webhooks.attempts: one line per delivery attempt."""
+    import msgspec
+
     from webhooks_cli.kafka_io import follow
+    from webhooks_common.decoders import decode_attempt
 
     async def run() -> None:
         seen = 0
@@ -615,15 +618,15 @@ def tail(
             timeout=timeout,
         ):
             try:
-                a = AttemptRecord.from_bytes(record.value or b"")
-            except ValueError:
+                a = decode_attempt(record.value)
+            except ValueError:  # not an attempt record: skipped
                 continue
             if webhook_id and a.webhook_id != webhook_id:
                 continue
             colour = COLOURS.get(a.outcome, "white")
             status = a.status if a.status is not None else (a.error or "")
             c.out(
-                a.model_dump(mode="json"),
+                msgspec.to_builtins(a),
                 f"{_ms(a.at_ms)} [{colour}]{a.outcome:8}[/] {status!s:>4} #{a.attempt} "
                 f"{a.event_type} -> {a.url} ({a.duration_ms:.0f} ms) "
                 f"webhook={a.webhook_id} event={a.event_id}",

@@ -4,7 +4,8 @@ Same wire format as the pydantic models of `webhooks_common.models` (which the r
 write with): same field names, `v` pinned to 1, unknown fields ignored. msgspec decodes straight from
 bytes into a Struct and validates the types on the way (several times faster than pydantic or a
 `orjson.loads` followed by field checks; see bench/decode_bench.py), so the deliverer's hot path can be
-typed. tests/unit/test_wire.py keeps these and the pydantic models in step.
+typed. tests/unit/test_deliverer_logic.py keeps these and the pydantic models in step. The attempt
+record, which only the deliverer writes, is defined here alone.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """Value on `webhooks.attempts` (see models.AttemptRecord)."""
+    """One record per delivery attempt (or drop) on `webhooks.attempts`, the delivery log (key = webhook
+    id). Only here: the deliverer writes it (records.attempt_record), the history writer and whctl read it."""
 
     v: Literal[1] = 1
     task_id: str
@@ -65,14 +67,14 @@ class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
     entity_id: str
     url: str
     attempt: int
-    outcome: str
+    outcome: str  # success | retry | dead | disabled | dropped | refused
     status: int | None = None
     error: str | None = None
-    duration_ms: float = 0.0
+    duration_ms: float
     response_snippet: str | None = None
     at_ms: int
     next_attempt_at_ms: int | None = None
-    body: str | None = None
+    body: str | None = None  # the payload sent, on the first attempt of a chain only
 
 
 class WebhookCommand(msgspec.Struct, frozen=True, kw_only=True):
