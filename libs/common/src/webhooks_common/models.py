@@ -137,20 +137,4 @@ class InvalidEvent(_Message):
         return f"{self.source_topic}:{self.partition}:{self.offset}"
 
 
-class WebhookCommand(_Message):
-    """Value on `webhooks.commands` (key = webhook id): a change another service asks the registry for."""
-
-    v: Literal[1] = 1
-    command_id: str
-    action: Literal["disable"]
-    webhook_id: str
-    entity_id: str
-    reason: str
-    requested_by: str = Field(description="Service that asked, e.g. `deliverer`.")
-    at_ms: int
-
-    def key(self) -> str:
-        return self.command_id
-
-
 DeliveryTask.model_rebuild()

@@ -10,6 +10,8 @@ record, which only the deliverer writes, is defined here alone.
 
 from __future__ import annotations
 
+import time
+import uuid
 from typing import Annotated, Literal
 
 import msgspec
@@ -78,7 +80,7 @@ class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class WebhookCommand(msgspec.Struct, frozen=True, kw_only=True):
-    """Value on `webhooks.commands` (see models.WebhookCommand)."""
+    """Value on `webhooks.commands` (key = webhook id): a change another service asks the registry for."""
 
     v: Literal[1] = 1
     command_id: str
@@ -86,8 +88,23 @@ class WebhookCommand(msgspec.Struct, frozen=True, kw_only=True):
     webhook_id: str
     entity_id: str
     reason: str
-    requested_by: str
+    requested_by: str  # the service that asked, e.g. `deliverer`
     at_ms: int
+
+
+def disable_command(
+    webhook_id: str, entity_id: str, reason: str, requested_by: str, at_ms: int | None = None
+) -> WebhookCommand:
+    """Ask the registry to disable a webhook (a fresh command id; `at_ms` defaults to now)."""
+    return WebhookCommand(
+        command_id=uuid.uuid4().hex,
+        action="disable",
+        webhook_id=webhook_id,
+        entity_id=entity_id,
+        reason=reason,
+        requested_by=requested_by,
+        at_ms=int(time.time() * 1000) if at_ms is None else at_ms,
+    )
 
 
 _encoder = msgspec.json.Encoder()

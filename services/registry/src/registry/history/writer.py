@@ -16,7 +16,6 @@ import contextlib
 import logging
 import sys
 import time
-import uuid
 from collections import defaultdict
 from typing import Any
 
@@ -45,7 +44,7 @@ from webhooks_common.decoders import decode_attempt, decode_dead
 from webhooks_common.kafka import make_producer, start_client, stop_client
 from webhooks_common.metrics import OwnMetrics, metrics_response
 from webhooks_common.topics import Topics
-from webhooks_common.wire import AttemptRecord, DeadLetter, WebhookCommand, encode
+from webhooks_common.wire import AttemptRecord, DeadLetter, disable_command, encode
 
 log = logging.getLogger(__name__)
 
@@ -185,15 +184,7 @@ class HistoryWriter(BaseHandler[Any]):
         assert streak.failing_since_ms is not None
         since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(streak.failing_since_ms / 1000))
         reason = f"every delivery attempt failed since {since} ({period_ms / 1000:g} s or more)"
-        cmd = WebhookCommand(
-            command_id=uuid.uuid4().hex,
-            action="disable",
-            webhook_id=rec.webhook_id,
-            entity_id=rec.entity_id,
-            reason=reason,
-            requested_by=REQUESTED_BY,
-            at_ms=int(time.time() * 1000),
-        )
+        cmd = disable_command(rec.webhook_id, rec.entity_id, reason, REQUESTED_BY)
         await self.producer.send_and_wait(self.topics.commands, encode(cmd), key=rec.webhook_id.encode())
         self.metrics.auto_disabled.inc()
         log.warning("asked to disable webhook %s: %s", rec.webhook_id, reason)
