@@ -6,7 +6,9 @@ other sections (component benches) stay untouched.
 
 from __future__ import annotations
 
+import argparse
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -273,3 +275,20 @@ def publish(text: str, append: Path | None) -> None:
     if append:
         with append.open("a") as f:
             f.write("\n" + text)
+
+
+def publish_table(text: str, columns: list[str], rows: list[str], append: Path | None) -> None:
+    """publish() a report: Markdown `text` (ending with a blank line), then one table of `columns`."""
+    table = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns), *rows, ""]
+    publish("\n".join([text, *table]), append)
+
+
+def report_parser(doc: str | None, *, mongo_url: bool = False) -> argparse.ArgumentParser:
+    """A bench's command line: its docstring as help, `--append` for publish(), `--mongo-url` if asked."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    if mongo_url:
+        parser.add_argument(
+            "--mongo-url", default=os.environ.get("MONGO_URL", "mongodb://127.0.0.1:27017/webhooks")
+        )
+    parser.add_argument("--append", type=Path, help="append the report to this Markdown file")
+    return parser

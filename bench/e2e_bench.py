@@ -230,6 +230,19 @@ async def ceiling(b: Bench, seconds: float) -> dict[str, Any]:
     }
 
 
+Sample = tuple[float, int, dict[str, float], dict[str, float]]  # time, deliveries so far, CPU s, RSS MB
+
+
+def window(a: Sample, b: Sample, deliveries: int) -> dict[str, Any]:
+    """The delivery rate, the window, the CPU cost of `deliveries` and the RSS from sample `a` to `b`."""
+    return {
+        "rate": round((b[1] - a[1]) / (b[0] - a[0]), 1),
+        "window_s": round(b[0] - a[0], 2),
+        "cost": cost(a[2], b[2], deliveries),
+        "rss_mb": b[3],
+    }
+
+
 async def drain(
     b: Bench,
     name: str,
@@ -262,7 +275,7 @@ async def drain(
     await stack.prepare()
     await b.reset(dead)
     expected = events * (HOOKS - len(dead)) // HOOKS
-    samples: list[tuple[float, int, dict[str, float], dict[str, float]]] = []
+    samples: list[Sample] = []
     profiles: dict[str, Any] = {}
     try:
         await stack.start()
@@ -330,21 +343,14 @@ async def drain(
         [round(s[0] - t_start, 1), s[1]] for i, s in enumerate(samples) if s[0] >= t_start and i % 4 == 0
     ]
     if lo is not None and hi is not None and hi[0] > lo[0]:
-        n = hi[1] - lo[1]
-        result["rate"] = round(n / (hi[0] - lo[0]), 1)
-        result["window_s"] = round(hi[0] - lo[0], 2)
-        result["cost"] = cost(lo[2], hi[2], n)
-        result["rss_mb"] = hi[3]
+        result.update(window(lo, hi, hi[1] - lo[1]))
     elif final["count"] < 0.9 * expected and samples:
         # Stalled. Headline: the steady state at the end (last 20 s); beside it, the rate before the stall.
         end = samples[-1]
         start = next((s for s in samples if s[0] >= end[0] - 20), end)
         result["note"] = f"stalled: {final['count']}/{expected} after {end[0] - t_start:.0f}s"
         if end[0] > start[0]:
-            result["rate"] = round((end[1] - start[1]) / (end[0] - start[0]), 1)
-            result["window_s"] = round(end[0] - start[0], 2)
-            result["cost"] = cost(start[2], end[2], max(1, end[1] - start[1]))
-            result["rss_mb"] = end[3]
+            result.update(window(start, end, max(1, end[1] - start[1])))
         else:
             result["rate"] = 0.0
         mid = next((s for s in samples if s[1] >= 0.7 * expected), None)
@@ -356,10 +362,7 @@ async def drain(
         top = max((s[1] for s in samples), default=0)
         last = next((s for s in samples if s[1] == top), None)
         if first is not None and last is not None and last[0] > first[0]:
-            result["rate"] = round((last[1] - first[1]) / (last[0] - first[0]), 1)
-            result["window_s"] = round(last[0] - first[0], 2)
-            result["cost"] = cost(first[2], last[2], max(1, last[1] - first[1]))
-            result["rss_mb"] = last[3]
+            result.update(window(first, last, max(1, last[1] - first[1])))
         else:
             result["rate"] = 0.0
     if profiles:

@@ -16,7 +16,6 @@ and after the drop. Loopback only; bounded by time; drops its database at the en
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import random
@@ -31,7 +30,7 @@ from pymongo import ASCENDING, AsyncMongoClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._report import pct, publish
+from bench._report import pct, publish_table, report_parser
 
 STATUSES = ["succeeded"] * 8 + ["failed", "dead"]
 DAY_MS = 86_400_000
@@ -55,19 +54,13 @@ def record(webhook: int, at_ms: int, rng: random.Random) -> dict[str, Any]:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = report_parser(__doc__, mongo_url=True)
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--webhooks", type=int, default=1000)
     parser.add_argument("--days", type=int, default=7)
     parser.add_argument("--rate", type=int, default=3000)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--queriers", type=int, default=10)
-    parser.add_argument(
-        "--mongo-url", default=os.environ.get("MONGO_URL", "mongodb://127.0.0.1:27017/webhooks")
-    )
-    parser.add_argument("--append", type=Path)
     args = parser.parse_args()
 
     server = args.mongo_url.split("://", 1)[1].split("/", 1)[0]
@@ -180,13 +173,9 @@ async def main() -> None:
             f"Queries: a page of {PAGE} of one webhook's deliveries, newest first, a quarter each of status "
             f"failed / succeeded, half without a filter; {args.queriers} clients.",
             "",
-            "| phase | pages | p50 ms | p95 ms | p99 ms |",
-            "|---|---|---|---|---|",
-            *rows,
-            "",
         ]
     )
-    publish(text, args.append)
+    publish_table(text, ["phase", "pages", "p50 ms", "p95 ms", "p99 ms"], rows, args.append)
 
 
 if __name__ == "__main__":

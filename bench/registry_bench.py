@@ -16,7 +16,6 @@ deletes what it started.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import os
 import platform
@@ -36,7 +35,7 @@ from cryptography.fernet import Fernet
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._procs import bench_proc, cpu_seconds, free_port, rss_mb
-from bench._report import pct, publish
+from bench._report import pct, publish_table, report_parser
 from webhooks_common.kafka import delete_topics, ensure_topics
 from webhooks_common.tokens import mint_token
 from webhooks_common.topics import Topics, topic_specs
@@ -114,9 +113,7 @@ def seed_docs(entities: list[str], per_entity: int, encrypted: str) -> list[dict
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = report_parser(__doc__, mongo_url=True)
     parser.add_argument("--registries", type=int, default=2)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--requests", type=int, default=10000)
@@ -125,9 +122,6 @@ async def main() -> None:
     )
     parser.add_argument("--webhooks", type=int, default=5000)
     parser.add_argument("--entities", type=int, default=500)
-    parser.add_argument(
-        "--mongo-url", default=os.environ.get("MONGO_URL", "mongodb://127.0.0.1:27017/webhooks")
-    )
     parser.add_argument("--code", type=Path, help="a checkout whose registry to run (PYTHONPATH)")
     parser.add_argument(
         "--ferretdb-pid",
@@ -135,7 +129,6 @@ async def main() -> None:
         help="the FerretDB serving --mongo-url, when tools/infra.py did not start it",
     )
     parser.add_argument("--label", default="", help="names the run in the report")
-    parser.add_argument("--append", type=Path, help="append the report to this Markdown file")
     args = parser.parse_args()
 
     from pymongo import AsyncMongoClient
@@ -310,13 +303,9 @@ async def main() -> None:
             + "".join(f", {k} {v:.2f} ms" for k, v in cpu_ms.items())
             + f"; registries' RSS {rss:.0f} MB.",
             "",
-            "| operation | requests | p50 ms | p95 ms | p99 ms | errors |",
-            "|---|---|---|---|---|---|",
-            *rows,
-            "",
         ]
     )
-    publish(text, args.append)
+    publish_table(text, ["operation", "requests", "p50 ms", "p95 ms", "p99 ms", "errors"], rows, args.append)
 
 
 if __name__ == "__main__":

@@ -143,8 +143,11 @@ class Stack:
         if self.proc.alive():
             await asyncio.to_thread(self.interrupt)
 
-    def whctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        """Run `whctl ARGS` (as a person in another terminal would, with this stack's settings)."""
+    def whctl(
+        self, *args: str, timeout: float = 60, columns: int | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `whctl ARGS` (as a person in another terminal would, with this stack's settings; in a
+        terminal `columns` wide if given)."""
         keys = (
             "KAFKA_BOOTSTRAP_SERVERS",
             "MONGO_URL",
@@ -153,6 +156,8 @@ class Stack:
             "AUTH_JWT_SECRET",
         )
         env = {**os.environ, **{k: self.env[k] for k in keys}}
+        if columns is not None:
+            env["COLUMNS"] = str(columns)
         return subprocess.run(
             [sys.executable, "-m", "webhooks_cli", *args],
             cwd=ROOT,
@@ -163,8 +168,10 @@ class Stack:
             check=False,
         )
 
-    async def awhctl(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return await asyncio.to_thread(self.whctl, *args, timeout=timeout)
+    async def awhctl(
+        self, *args: str, timeout: float = 60, columns: int | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return await asyncio.to_thread(self.whctl, *args, timeout=timeout, columns=columns)
 
     # --- registry API -------------------------------------------------------------------------------
 
@@ -278,3 +285,14 @@ class Stack:
         tasks = [t for t in await self.tasks_for(event_id) if t.webhook_id == webhook_id]
         assert tasks == [], f"event {event_id} was routed to webhook {webhook_id}: {tasks}"
         assert self.received(path, event_id) == []
+
+    async def assert_removed(self, entity: str, webhook_id: str, path: str, marker: str) -> None:
+        """The webhook is gone (404) and gets nothing: an event sent now is not routed to it. Needs a
+        webhook of `entity` on `/m/{entity}` subscribed to the `marker` event type."""
+        status, _ = await self.call("GET", entity, f"/{webhook_id}")
+        assert status == 404
+        await self.barrier(entity)
+        negative = await self.send(entity, "booking.create")
+        mark = await self.send(entity, marker)
+        await self.delivered(f"/m/{entity}", mark)
+        await self.assert_not_routed(negative, webhook_id, path)

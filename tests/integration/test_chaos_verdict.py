@@ -11,8 +11,6 @@ import msgspec
 import orjson
 import pytest
 
-from deliverer.records import decode_task
-from registry.commands import decode_command
 from tools.chaos.bad_records import (
     CONFIG_REASON,
     WRONG,
@@ -25,7 +23,7 @@ from tools.chaos.bad_records import (
 from tools.chaos.report import PROBLEM_JSON, chaos_verdict, render, soak_verdict
 from webhooks_common.config_view import Skip
 from webhooks_common.config_view import decode as config_decode
-from webhooks_common.models import AttemptRecord
+from webhooks_common.decoders import decode_attempt, decode_command, decode_task
 from webhooks_common.wire import DeliveryTask, WebhookCommand
 
 FERRET = {
@@ -185,7 +183,7 @@ def test_every_internal_malformed_record_is_refused_by_its_consumers_decoder() -
     decoders: dict[str, Callable[[bytes | None, bytes | None], object]] = {
         "deliveries": lambda _k, v: decode_task(v),
         "commands": lambda _k, v: decode_command(v),
-        "attempts": lambda _k, v: AttemptRecord.from_bytes(v or b""),
+        "attempts": lambda _k, v: decode_attempt(v),
     }
     for family in ("deliveries", "commands", "attempts"):
         for _weight, make in internal_kinds(family).values():
@@ -203,7 +201,7 @@ def test_every_internal_malformed_record_is_refused_by_its_consumers_decoder() -
     # the templates themselves are valid: each wrong field is what makes a record malformed
     assert decode_task(orjson.dumps(delivery_task())).attempt == 1
     assert decode_command(orjson.dumps(webhook_command())).action == "disable"
-    AttemptRecord.from_bytes(orjson.dumps(attempt_record()))
+    decode_attempt(orjson.dumps(attempt_record()))
     cfg = webhook_config()
     assert not isinstance(config_decode(cfg["id"].encode(), orjson.dumps(cfg)), Skip)
     assert set(WRONG["deliveries"]) == set(DeliveryTask.__struct_fields__)

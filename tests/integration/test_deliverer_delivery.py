@@ -23,8 +23,10 @@ from tests.integration.test_deliverer_helpers import (
 from tests.servers import Servers
 from tests.support.kafka import read_topic
 from tests.support.receiver import Receiver, Reply
-from webhooks_common.models import AttemptRecord, DeadLetter, WebhookCommand
+from webhooks_common.decoders import decode_attempt, decode_command
+from webhooks_common.models import DeadLetter
 from webhooks_common.topics import Topics
+from webhooks_common.wire import AttemptRecord
 
 
 async def test_signed_delivery_500_then_success_keeps_webhook_id(
@@ -61,7 +63,7 @@ async def test_signed_delivery_500_then_success_keeps_webhook_id(
 
 async def _attempts(servers: Servers, topics: Topics, want: int) -> list[AttemptRecord] | None:
     recs = await read_topic(servers.kafka, topics.attempts, until=lambda r: len(r) >= want, timeout=1)
-    got = sorted((AttemptRecord.from_bytes(r.value) for r in recs), key=lambda a: (a.task_id, a.attempt))
+    got = sorted((decode_attempt(r.value) for r in recs), key=lambda a: (a.task_id, a.attempt))
     return got if len(got) >= want else None
 
 
@@ -77,7 +79,7 @@ async def test_410_disables_the_webhook_and_later_tasks_are_dropped(
             lambda: read_topic(servers.kafka, topics.commands, until=lambda r: len(r) >= 1, timeout=1),
             what="a disable command",
         )
-        cmd = WebhookCommand.from_bytes(cmds[0].value)
+        cmd = decode_command(cmds[0].value)
         assert (cmd.action, cmd.webhook_id, cmd.requested_by) == ("disable", hook.config.id, "deliverer")
         assert cmds[0].key == hook.config.id.encode()
         # the registry has not answered yet, but the deliverer already stopped sending to this webhook

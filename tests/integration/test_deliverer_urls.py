@@ -8,7 +8,8 @@ from tests.integration.test_deliverer_helpers import deliverer_settings, make_ho
 from tests.servers import Servers
 from tests.support.kafka import read_topic
 from tests.support.receiver import Receiver, Reply
-from webhooks_common.models import AttemptRecord, DeadLetter
+from webhooks_common.decoders import decode_attempt
+from webhooks_common.models import DeadLetter
 from webhooks_common.topics import Topics
 
 
@@ -36,7 +37,7 @@ async def test_scheme_and_host_case_do_not_matter_and_non_canonical_ipv4_is_refu
             lambda: read_topic(servers.kafka, topics.attempts, until=lambda r: len(r) >= 2, timeout=1),
             what="two attempt records",
         )
-    attempts = {a.webhook_id: a for a in (AttemptRecord.from_bytes(r.value) for r in recs)}
+    attempts = {a.webhook_id: a for a in (decode_attempt(r.value) for r in recs)}
     assert attempts[upper.config.id].outcome == "success"
     assert attempts[short.config.id].outcome == "refused"  # final: not retried for a day
     [dead] = [DeadLetter.from_bytes(r.value) for r in dlq]

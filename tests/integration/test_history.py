@@ -10,6 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -29,6 +30,7 @@ from tests.integration import test_registry_helpers as helpers
 from tests.integration.test_deliverer_helpers import deliverer_settings
 from tests.integration.test_registry_helpers import Api, registry_api
 from tests.servers import Servers
+from tests.support import factories
 from tests.support.kafka import read_topic
 from tests.support.receiver import Received, Receiver, Reply
 from webhooks_cli.main import cli
@@ -46,35 +48,55 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield rx
 
 
-@asynccontextmanager
-async def stack(
+@dataclass
+class HistoryStack:
+    """The registry API, the history writer and a deliverer on the shared servers: one test's stack."""
+
+    make_settings: Callable[..., RegistrySettings]
+    servers: Servers
+    topics: Topics
+    group_id: str
+    secrets_key: str
+
+    @asynccontextmanager
+    async def start(
+        self, *, retry_schedule: str = "0,0.5,0.5", **over: Any
+    ) -> AsyncIterator[tuple[Api, WriterProcess]]:
+        settings = self.make_settings(
+            allow_http=True,
+            allow_private_targets=True,
+            history_port=0,
+            history_host="127.0.0.1",
+            history_group=f"hist-{uuid.uuid4().hex[:8]}",
+            history_flush_s=0.05,
+            **over,
+        )
+        dsettings = deliverer_settings(
+            self.servers.kafka, self.topics, self.group_id, self.secrets_key, retry_schedule=retry_schedule
+        )
+        async with (
+            registry_api(settings) as api,
+            WriterProcess(settings) as writer,
+            Deliverer(dsettings),
+        ):
+            yield api, writer
+
+    async def route(self, *tasks: DeliveryTask) -> None:
+        """Write delivery tasks as the router would."""
+        async with started(make_producer(self.servers.kafka)) as producer:
+            for t in tasks:
+                await producer.send_and_wait(self.topics.deliveries, t.to_bytes(), key=t.url.encode())
+
+
+@pytest.fixture
+def hist(
     make_settings: Callable[..., RegistrySettings],
     servers: Servers,
     topics: Topics,
     group_id: str,
     secrets_key: str,
-    *,
-    retry_schedule: str = "0,0.5,0.5",
-    **over: Any,
-) -> AsyncIterator[tuple[Api, WriterProcess]]:
-    settings = make_settings(
-        allow_http=True,
-        allow_private_targets=True,
-        history_port=0,
-        history_host="127.0.0.1",
-        history_group=f"hist-{uuid.uuid4().hex[:8]}",
-        history_flush_s=0.05,
-        **over,
-    )
-    dsettings = deliverer_settings(
-        servers.kafka, topics, group_id, secrets_key, retry_schedule=retry_schedule
-    )
-    async with (
-        registry_api(settings) as api,
-        WriterProcess(settings) as writer,
-        Deliverer(dsettings),
-    ):
-        yield api, writer
+) -> HistoryStack:
+    return HistoryStack(make_settings, servers, topics, group_id, secrets_key)
 
 
 def task_for(
@@ -104,12 +126,6 @@ def task_for(
     )
 
 
-async def route(servers: Servers, topics: Topics, *tasks: DeliveryTask) -> None:
-    async with started(make_producer(servers.kafka)) as producer:
-        for t in tasks:
-            await producer.send_and_wait(topics.deliveries, t.to_bytes(), key=t.url.encode())
-
-
 async def delivery_items(api: Api, hook_id: str, query: str = "") -> list[dict[str, Any]]:
     status, body, _ = await api.call("GET", api.path(f"/{hook_id}/delivery/list{query}"))
     assert status == 200, body
@@ -117,18 +133,13 @@ async def delivery_items(api: Api, hook_id: str, query: str = "") -> list[dict[s
 
 
 async def test_history_shows_what_the_receiver_got_and_answered_then_resend_and_test(
-    make_settings: Callable[..., RegistrySettings],
-    servers: Servers,
-    topics: Topics,
-    group_id: str,
-    secrets_key: str,
-    receiver: Receiver,
+    hist: HistoryStack, receiver: Receiver
 ) -> None:
     receiver.script("/hook", [Reply(500, body=b"boom, try later")])  # then 204
-    async with stack(make_settings, servers, topics, group_id, secrets_key) as (api, writer):
+    async with hist.start() as (api, writer):
         hook = await api.create(eventUrl=receiver.url("/hook"), eventList=["booking.created"])
         task = task_for(hook)
-        await route(servers, topics, task)
+        await hist.route(task)
 
         async def succeeded() -> list[dict[str, Any]] | None:
             items = await delivery_items(api, hook["id"])
@@ -214,6 +225,9 @@ async def test_history_shows_what_the_receiver_got_and_answered_then_resend_and_
         detail = await asyncio.to_thread(whctl, "delivery", hook["id"], task.event_id)
         assert len(detail["attempts"]) == 3
         assert (await asyncio.to_thread(whctl, "stats", hook["id"]))["lastDay"]["attempts"] == 4
+        assert (await asyncio.to_thread(whctl, "secret", hook["id"]))["secret"].startswith("whsec_")
+        resent = await asyncio.to_thread(whctl, "resend", hook["id"], task.event_id)
+        assert resent["eventId"] == task.event_id
 
         # another entity's webhook does not exist for this caller
         other = Api(api.base, api.session, str(uuid.uuid4()))
@@ -226,26 +240,14 @@ async def _with(text: Awaitable[str], part: str) -> str | None:
     return got if part in got else None
 
 
-async def test_sustained_failure_disables_the_webhook(
-    make_settings: Callable[..., RegistrySettings],
-    servers: Servers,
-    topics: Topics,
-    group_id: str,
-    secrets_key: str,
-    receiver: Receiver,
-) -> None:
+async def test_sustained_failure_disables_the_webhook(hist: HistoryStack, receiver: Receiver) -> None:
     receiver.always("/down", Reply(503))
-    async with stack(
-        make_settings,
-        servers,
-        topics,
-        group_id,
-        secrets_key,
+    async with hist.start(
         retry_schedule="0,0.5,0.5,0.5,0.5,0.5,0.5,0.5",
         history_auto_disable_after_s=2.0,
     ) as (api, _writer):
         hook = await api.create(eventUrl=receiver.url("/down"), eventList=["booking.created"])
-        await route(servers, topics, task_for(hook))
+        await hist.route(task_for(hook))
 
         async def disabled() -> dict[str, Any] | None:
             status, body, _ = await api.call("GET", api.path(f"/{hook['id']}"))
@@ -262,19 +264,10 @@ async def test_sustained_failure_disables_the_webhook(
 def attempt(
     hook_id: str, entity: str, event: str, n: int, at_ms: int, outcome: str, status: int
 ) -> AttemptRecord:
-    return AttemptRecord(
-        task_id=f"{event}:{hook_id}",
-        event_id=event,
-        event_type="booking.cancel" if event.endswith(("1", "3", "5", "7", "9")) else "booking.create",
-        webhook_id=hook_id,
-        entity_id=entity,
-        url="https://hooks.example.com/wink",
-        attempt=n,
-        outcome=outcome,
-        status=status,
-        duration_ms=3.0,
-        at_ms=at_ms,
-        body=orjson.dumps({"id": event}).decode() if n == 1 else None,
+    kind = "booking.cancel" if event.endswith(("1", "3", "5", "7", "9")) else "booking.create"
+    body = orjson.dumps({"id": event}).decode() if n == 1 else None
+    return factories.attempt_record(
+        event, hook_id, n, at_ms, outcome, status=status, entity_id=entity, event_type=kind, body=body
     )
 
 
@@ -356,12 +349,7 @@ async def _job_done(api: Api, hook_id: str, job_id: str) -> dict[str, Any] | Non
 
 
 async def test_recover_resends_exactly_the_failed_ones_oldest_first_one_job_at_a_time(
-    make_settings: Callable[..., RegistrySettings],
-    servers: Servers,
-    topics: Topics,
-    group_id: str,
-    secrets_key: str,
-    receiver: Receiver,
+    hist: HistoryStack, receiver: Receiver
 ) -> None:
     failing: set[str] = set()
 
@@ -369,14 +357,12 @@ async def test_recover_resends_exactly_the_failed_ones_oldest_first_one_job_at_a
         return Reply(500) if orjson.loads(req.body)["id"] in failing else Reply(204)
 
     receiver.always("/r", answer)
-    async with stack(
-        make_settings, servers, topics, group_id, secrets_key, retry_schedule="0", history_job_rate=4
-    ) as (api, _writer):
+    async with hist.start(retry_schedule="0", history_job_rate=4) as (api, _writer):
         hook = await api.create(eventUrl=receiver.url("/r"), eventList=["booking.created"])
         tasks = [task_for(hook) for _ in range(4)]
         failing.update({tasks[0].event_id, tasks[2].event_id})
         for t in tasks:  # one at a time: their creation order is their order in the history
-            await route(servers, topics, t)
+            await hist.route(t)
             await eventually(lambda t=t: [r for r in receiver.requests("/r") if r.webhook_id == t.task_id])
 
         async def statuses() -> dict[str, str] | None:
@@ -415,42 +401,28 @@ async def test_recover_resends_exactly_the_failed_ones_oldest_first_one_job_at_a
 
 def input_event(entity: str, event_type: str = "booking.create") -> tuple[str, bytes]:
     ev = f"in-{uuid.uuid4().hex[:10]}"
-    value = orjson.dumps(
-        {
-            "id": ev,
-            "type": event_type,
-            "occurredAt": "2026-11-30T19:00:00Z",
-            "entityId": entity,
-            "data": {"n": 1},
-        }
-    )
-    return ev, value
+    return ev, factories.input_event(ev, entity, event_type, {"n": 1}, occurred_at="2026-11-30T19:00:00Z")
 
 
 async def test_replay_sends_what_came_before_the_webhook_and_while_disabled_and_nothing_twice(
-    make_settings: Callable[..., RegistrySettings],
-    servers: Servers,
-    topics: Topics,
-    group_id: str,
-    secrets_key: str,
-    receiver: Receiver,
+    hist: HistoryStack, receiver: Receiver
 ) -> None:
     entity = str(uuid.uuid4())
     t0 = time.time()
 
     async def publish(*events: tuple[str, bytes], entity_key: str = entity) -> None:
-        async with started(make_producer(servers.kafka)) as producer:
+        async with started(make_producer(hist.servers.kafka)) as producer:
             for _, value in events:
-                await producer.send_and_wait(topics.wink_events, value, key=entity_key.encode())
+                await producer.send_and_wait(hist.topics.wink_events, value, key=entity_key.encode())
 
     before = [input_event(entity), input_event(entity)]
     await publish(*before)  # no webhook yet
-    async with stack(make_settings, servers, topics, group_id, secrets_key) as (any_api, _writer):
+    async with hist.start() as (any_api, _writer):
         api = Api(any_api.base, any_api.session, entity)  # a token for this entity
         hook = await api.create(eventUrl=receiver.url("/p"), eventList=["booking.created"])
         live_id, live_value = input_event(entity)
         await publish((live_id, live_value))
-        await route(servers, topics, task_for(hook, event_id=live_id))  # what the router made of it
+        await hist.route(task_for(hook, event_id=live_id))  # what the router made of it
         await eventually(lambda: receiver.requests("/p"), what="the live delivery")
 
         async def live_recorded() -> bool:

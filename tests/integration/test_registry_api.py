@@ -14,10 +14,10 @@ from tests.integration import test_registry_helpers as helpers
 from tests.integration.test_registry_helpers import JWT_SECRET, Api, configs_by_id, registry_api
 from tests.servers import Servers
 from tests.support.kafka import produce, read_topic
-from webhooks_common.models import WebhookCommand, now_ms
 from webhooks_common.secrets import SecretBox
 from webhooks_common.tokens import mint_token
 from webhooks_common.topics import Topics
+from webhooks_common.wire import disable_command, encode
 
 PROBLEM = "application/problem+json"
 JSON = {"Content-Type": "application/json"}
@@ -319,18 +319,10 @@ async def test_every_change_is_published_with_a_tombstone_on_delete(
 
 async def test_disable_command_goes_through_the_same_path(api: Api, servers: Servers, topics: Topics) -> None:
     created = await api.create()
-    cmd = WebhookCommand(
-        command_id=str(uuid.uuid4()),
-        action="disable",
-        webhook_id=created["id"],
-        entity_id=api.entity,
-        reason="410 Gone",
-        requested_by="deliverer",
-        at_ms=now_ms(),
-    )
+    cmd = disable_command(created["id"], api.entity, "410 Gone", "deliverer")
     # A malformed command first: it is skipped, not retried forever.
     await produce(
-        servers.kafka, topics.commands, [(b"junk", b"{not json"), (created["id"].encode(), cmd.to_bytes())]
+        servers.kafka, topics.commands, [(b"junk", b"{not json"), (created["id"].encode(), encode(cmd))]
     )
 
     async def disabled() -> dict[str, Any] | None:

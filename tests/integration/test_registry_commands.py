@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -17,8 +16,9 @@ from tests.integration.test_registry_helpers import registry_api
 from tests.servers import Servers
 from tests.support.kafka import produce, read_topic
 from webhooks_common.kafka import admin_client
-from webhooks_common.models import InvalidEvent, WebhookCommand, now_ms
+from webhooks_common.models import InvalidEvent
 from webhooks_common.topics import Topics
+from webhooks_common.wire import disable_command, encode
 
 make_settings = helpers.make_settings
 
@@ -38,17 +38,7 @@ async def test_bad_command_records_are_set_aside_and_good_ones_applied(
         first, second = await api.create(), await api.create()
 
         def cmd(webhook_id: str) -> dict[str, Any]:
-            return orjson.loads(
-                WebhookCommand(
-                    command_id=str(uuid.uuid4()),
-                    action="disable",
-                    webhook_id=webhook_id,
-                    entity_id=api.entity,
-                    reason="410 Gone",
-                    requested_by="deliverer",
-                    at_ms=now_ms(),
-                ).to_bytes()
-            )
+            return orjson.loads(encode(disable_command(webhook_id, api.entity, "410 Gone", "deliverer")))
 
         bad = [
             b"{not json",

@@ -4,37 +4,31 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
 from pymongo.asynchronous.database import AsyncDatabase
 
-from registry.settings import RegistrySettings
 from tests.integration import test_registry_helpers as helpers
-from tests.integration.test_registry_helpers import Api, configs_by_id, registry_process
+from tests.integration.test_registry_helpers import Api, StartRegistry, configs_by_id
 from tests.servers import Servers
 from tests.support.kafka import read_topic
 from webhooks_common.topics import Topics
 
 make_settings = helpers.make_settings
+start_registry = helpers.start_registry
 
 WRITERS = 8
 ROUNDS = 12
 
 
 async def test_eight_writers_on_two_registry_processes_win_exactly_the_versions_they_add(
-    make_settings: Callable[..., RegistrySettings],
-    servers: Servers,
-    topics: Topics,
-    mongo_db: AsyncDatabase[Any],
-    tmp_path: Path,
+    start_registry: StartRegistry, servers: Servers, topics: Topics, mongo_db: AsyncDatabase[Any]
 ) -> None:
     entity = str(uuid.uuid4())
     async with (
-        registry_process(make_settings(), topics, tmp_path) as first,
-        registry_process(make_settings(), topics, tmp_path) as second,
+        start_registry() as first,
+        start_registry() as second,
         aiohttp.ClientSession() as session,
     ):
         apis = [Api(first.base, session, entity), Api(second.base, session, entity)]

@@ -6,7 +6,7 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -183,3 +183,14 @@ async def registry_process(
         yield RegistryProcess(base, proc)
     finally:
         await proc.stop(grace=15)
+
+
+StartRegistry = Callable[..., AbstractAsyncContextManager[RegistryProcess]]
+
+
+@pytest.fixture
+def start_registry(
+    make_settings: Callable[..., RegistrySettings], topics: Topics, tmp_path: Path
+) -> StartRegistry:
+    """Starts a real registry process on this test's topics and database; keywords override settings."""
+    return lambda **over: registry_process(make_settings(**over), topics, tmp_path)

@@ -9,7 +9,6 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -22,16 +21,17 @@ from tests.integration import test_registry_helpers as helpers
 from tests.integration.test_registry_helpers import (
     JWT_SECRET,
     Api,
+    StartRegistry,
     closed_port,
     configs_by_id,
     registry_api,
-    registry_process,
 )
 from tests.servers import ROOT, Servers
 from tests.support.kafka import read_topic
 from webhooks_common.topics import Topics
 
 make_settings = helpers.make_settings
+start_registry = helpers.start_registry
 api = helpers.api
 
 
@@ -88,15 +88,15 @@ async def test_change_made_while_kafka_is_down_is_published_once_it_is_back(
 
 
 async def test_crash_between_mongo_write_and_publish_loses_nothing(
+    start_registry: StartRegistry,
     make_settings: Callable[..., RegistrySettings],
     servers: Servers,
     topics: Topics,
     mongo_db: AsyncDatabase[Any],
-    tmp_path: Path,
 ) -> None:
     # A real `python -m registry` process that can store but not publish (its broker address is closed).
-    settings = make_settings(kafka_bootstrap_servers=f"127.0.0.1:{closed_port()}")
-    async with registry_process(settings, topics, tmp_path) as running, aiohttp.ClientSession() as session:
+    unpublishable = start_registry(kafka_bootstrap_servers=f"127.0.0.1:{closed_port()}")
+    async with unpublishable as running, aiohttp.ClientSession() as session:
         created = await Api(running.base, session, "entity-crash").create()
         running.proc.kill()  # dies before it could publish
         await running.proc.wait(10)

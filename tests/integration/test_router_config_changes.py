@@ -13,11 +13,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
 import pytest
 
 from tests.conftest import eventually
 from tests.servers import Servers
+from tests.support.factories import input_event
 from tests.support.factories import webhook_config as config
 from tests.support.kafka import produce
 from tests.support.router_proc import RouterWorker, TopicCollector, router_workers
@@ -126,15 +126,7 @@ async def _probe_until_in_force(
             tick = Tick(k % PARTITIONS, [])
             for j, (entity, etype, expected) in enumerate(change.checks):
                 eid = f"c{ci}-t{k}-{j}"
-                value = orjson.dumps(
-                    {
-                        "id": eid,
-                        "type": etype,
-                        "occurredAt": "2026-11-27T10:00:00Z",
-                        "entityId": entity,
-                        "data": {},
-                    }
-                )
+                value = input_event(eid, entity, etype)
                 await producer.send(topics.wink_events, value, key=entity.encode(), partition=tick.partition)
                 tick.probes.append((eid, entity, expected))
             change.ticks.append(tick)

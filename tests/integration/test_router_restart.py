@@ -5,10 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-import orjson
-
 from tests.conftest import eventually
 from tests.servers import Servers
+from tests.support.factories import input_event
 from tests.support.factories import webhook_config as config
 from tests.support.kafka import produce
 from tests.support.router_proc import RouterWorker, TopicCollector
@@ -41,15 +40,7 @@ async def test_sigkill_mid_stream_loses_nothing(servers: Servers, topics: Topics
                 for i in range(EVENTS):
                     entity = ENTITIES[i % len(ENTITIES)]
                     eid = f"ev-{i}"
-                    value = orjson.dumps(
-                        {
-                            "id": eid,
-                            "type": "booking.create",
-                            "occurredAt": "2026-11-27T10:00:00Z",
-                            "entityId": entity,
-                            "data": {"n": i},
-                        }
-                    )
+                    value = input_event(eid, entity, data={"n": i})
                     # any partition: the router must not assume where an entity's events land
                     await producer.send(
                         topics.trippay_events if i % 2 else topics.wink_events,

@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 
 from webhooks_common.models import DeliveryTask, WebhookConfig, utcnow
+from webhooks_common.wire import AttemptRecord
 
 
 def webhook_config(wid: str, entity: str, events: list[str] | None = None, **kw: Any) -> WebhookConfig:
@@ -41,3 +42,40 @@ def delivery_task(event_id: str = "e1", webhook_id: str = "w1", **kw: Any) -> De
     }
     fields.update(kw)
     return DeliveryTask(**fields)
+
+
+def input_event(
+    event_id: str,
+    entity: str,
+    event_type: str = "booking.create",
+    data: dict[str, Any] | None = None,
+    occurred_at: str = "2026-11-27T10:00:00Z",
+) -> bytes:
+    """An input event, the value a product writes on its events topic (keyed by `entity`)."""
+    return orjson.dumps(
+        {
+            "id": event_id,
+            "type": event_type,
+            "occurredAt": occurred_at,
+            "entityId": entity,
+            "data": data or {},
+        }
+    )
+
+
+def attempt_record(
+    event_id: str = "e1",
+    webhook_id: str = "w1",
+    attempt: int = 1,
+    at_ms: int = 0,
+    outcome: str = "success",
+    **kw: Any,
+) -> AttemptRecord:
+    """Attempt `attempt` of delivery_task(event_id, webhook_id), as recorded; `kw` overrides."""
+    task = delivery_task(event_id, webhook_id)
+    fields: dict[str, Any] = task.model_dump(
+        include={"task_id", "event_id", "event_type", "entity_id", "webhook_id", "url"}
+    )
+    fields.update(attempt=attempt, at_ms=at_ms, outcome=outcome, duration_ms=12.5)
+    fields.update(kw)
+    return AttemptRecord(**fields)

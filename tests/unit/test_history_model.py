@@ -8,26 +8,14 @@ import pytest
 
 from deliverer import records
 from registry.history import model
+from tests.support.factories import attempt_record
 from webhooks_common.wire import AttemptRecord, DeadLetter, DeliveryTask
 
 T0 = 1_796_000_000_000  # 2026-11-29T...
 
 
 def rec(attempt: int, at_ms: int, outcome: str, status: int | None = None, **kw: object) -> AttemptRecord:
-    return AttemptRecord(
-        task_id="e1:w1",
-        event_id="e1",
-        event_type="booking.create",
-        webhook_id="w1",
-        entity_id="ent",
-        url="https://x/h",
-        attempt=attempt,
-        outcome=outcome,
-        status=status,
-        duration_ms=12.5,
-        at_ms=at_ms,
-        **kw,  # type: ignore[arg-type]
-    )
+    return attempt_record("e1", "w1", attempt, at_ms, outcome, status=status, **kw)
 
 
 def test_merge_is_idempotent_and_order_free() -> None:

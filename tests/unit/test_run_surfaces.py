@@ -4,28 +4,11 @@ no ERROR for a fresh Kafka's coordinator election, no terminal debris, and a pro
 from __future__ import annotations
 
 import asyncio
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from tools import run
 from webhooks_cli import devprofile
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_run() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("tools_run_surfaces", ROOT / "tools" / "run.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["tools_run_surfaces"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-run = _load_run()
 
 
 def test_the_ready_banner_uses_the_receiver_port_that_is_set() -> None:

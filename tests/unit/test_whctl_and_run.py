@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import signal
 import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from tools import run
 from webhooks_cli import devprofile
 from webhooks_cli.dlq import Selection, latest_per_task, redrive_task
 from webhooks_cli.events import sample_event, topic_for
@@ -23,21 +22,6 @@ from webhooks_common.models import DeadLetter, DeliveryTask
 from webhooks_common.secrets import generate_secret
 from webhooks_common.topics import Topics
 from webhooks_devtools.supervise import Supervised
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_run() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("tools_run", ROOT / "tools" / "run.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["tools_run"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-run = _load_run()
-
 
 # --- development profile ----------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from rich.console import Console
 
-from webhooks_cli.main import cli, update_patch
+from webhooks_cli.main import WEBHOOK_COLS, cli, update_patch
 from webhooks_cli.tables import Col, fitted, kept_columns
 from webhooks_common.catalog import catalog
 
@@ -26,15 +26,7 @@ def render(table: object, width: int = 80) -> str:
 
 
 def hook_rows() -> tuple[list[Col], list[list[str]]]:
-    cols = [
-        Col("id", copy=True),
-        Col("name", drop=1),
-        Col("enabled", drop=2),
-        Col("eventUrl", copy=True),
-        Col("eventList", copy=True),
-        Col("version", drop=3),
-    ]
-    return cols, [[HOOK_ID, "Wink Stalker", "True", URL, EVENTS, "3"]]
+    return WEBHOOK_COLS, [[HOOK_ID, "Wink Stalker", "True", URL, EVENTS, "3"]]
 
 
 def test_a_webhook_row_keeps_its_id_url_and_event_types_whole_at_80_columns() -> None:

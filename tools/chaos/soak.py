@@ -46,8 +46,9 @@ from tools.chaos.traffic import (
     steady,
 )
 from webhooks_common.kafka import ensure_topics
-from webhooks_common.models import InvalidEvent, WebhookCommand
+from webhooks_common.models import InvalidEvent
 from webhooks_common.topics import RETRY_TIERS, Topics, topic_specs
+from webhooks_common.wire import disable_command, encode
 from webhooks_devtools.topic_tap import TopicTap
 
 MB = 1024 * 1024
@@ -289,16 +290,9 @@ class SoakRun:
     def _send_disable(self) -> None:
         assert self.producer is not None and self.to_disable is not None
         hook = self.to_disable
-        cmd = WebhookCommand(
-            command_id=new_id(),
-            action="disable",
-            webhook_id=hook.id,
-            entity_id=hook.entity,
-            reason="soak: the commands consumer must still apply a valid command",
-            requested_by="soak",
-            at_ms=int(time.time() * 1000),
-        )
-        self.producer.send(self.topics.commands, hook.id.encode(), cmd.to_bytes())
+        reason = "soak: the commands consumer must still apply a valid command"
+        cmd = disable_command(hook.id, hook.entity, reason, "soak")
+        self.producer.send(self.topics.commands, hook.id.encode(), encode(cmd))
 
     async def disabled(self) -> bool | None:
         """Whether the registry says the extra webhook is disabled (None: it did not answer)."""

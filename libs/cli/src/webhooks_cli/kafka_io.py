@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from webhooks_common.kafka import make_producer, started
+from webhooks_common.kafka import make_producer, started, topic_partitions
 
 
 async def produce(
@@ -28,12 +28,10 @@ async def _assigned(
 ) -> AsyncIterator[tuple[AIOKafkaConsumer, list[TopicPartition]]]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     async with started(consumer):
-        partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            await consumer._client.force_metadata_update()
-            partitions = consumer.partitions_for_topic(topic)
-        if not partitions:
-            raise LookupError(f"topic {topic!r} does not exist (run `whctl topics create`)")
+        try:
+            partitions = await topic_partitions(consumer, topic)
+        except LookupError as e:
+            raise LookupError(f"{e} (run `whctl topics create`)") from None
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         yield consumer, tps

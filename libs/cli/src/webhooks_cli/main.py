@@ -7,9 +7,12 @@ and `--json` (before the command) for scripts: one JSON document, or one JSON ob
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +23,7 @@ from rich.table import Table
 from webhooks_cli import devprofile
 from webhooks_cli.settings import CliSettings
 from webhooks_cli.tables import Col, fitted, footnote
-from webhooks_common.models import AttemptRecord, DeadLetter
+from webhooks_common.models import DeadLetter
 from webhooks_common.settings import load_settings
 from webhooks_common.tokens import SCOPES, mint_token
 from webhooks_common.topics import Topics
@@ -220,22 +223,27 @@ token_opt = click.option(
 )
 
 
+def entity_opts(f: Callable[..., Any]) -> Callable[..., Any]:
+    """`--entity` (required), `--api`, `--token` and the context: what every call about one entity takes."""
+    return click.option("--entity", required=True)(api_opt(token_opt(pass_ctx(f))))
+
+
+# The columns of `webhooks list`: ids, URLs and event types are copied whole; the others drop first.
+WEBHOOK_COLS = [
+    Col("id", copy=True),
+    Col("name", drop=1),
+    Col("enabled", drop=2),
+    Col("eventUrl", copy=True),
+    Col("eventList", copy=True),
+    Col("version", drop=3),
+]
+
+
 @webhooks.command("list")
-@click.option("--entity", required=True)
-@api_opt
-@token_opt
-@pass_ctx
+@entity_opts
 def webhooks_list(c: Ctx, entity: str, api: str | None, tok: str | None) -> None:
     """List the webhooks of --entity."""
     hooks = _api_call(_client(c, entity, api, tok).list, entity)
-    cols = [
-        Col("id", copy=True),
-        Col("name", drop=1),
-        Col("enabled", drop=2),
-        Col("eventUrl", copy=True),
-        Col("eventList", copy=True),
-        Col("version", drop=3),
-    ]
     rows = [
         [
             h["id"],
@@ -247,7 +255,7 @@ def webhooks_list(c: Ctx, entity: str, api: str | None, tok: str | None) -> None
         ]
         for h in hooks
     ]
-    c.table(hooks, cols, rows, f"no webhooks for entity {entity}")
+    c.table(hooks, WEBHOOK_COLS, rows, f"no webhooks for entity {entity}")
 
 
 @webhooks.command("create")
@@ -364,31 +372,62 @@ def webhooks_update(
     )
 
 
-@webhooks.command("secret")
-@click.argument("webhook_id")
-@click.option("--entity", required=True)
-@api_opt
-@token_opt
-@pass_ctx
-def webhooks_secret(c: Ctx, webhook_id: str, entity: str, api: str | None, tok: str | None) -> None:
+@dataclass
+class Target:
+    """WEBHOOK_ID of --entity, as a command names it, and how to reach the registry (--api, --token)."""
+
+    c: Ctx
+    entity: str
+    webhook_id: str
+    api: str | None
+    tok: str | None
+
+    def call(self, method: str) -> Any:
+        """The registry client's `method` on this webhook (`secret`, `delete`)."""
+        return _api_call(
+            getattr(_client(self.c, self.entity, self.api, self.tok), method), self.entity, self.webhook_id
+        )
+
+    def history(self, method: str, suffix: str, body: Any = None) -> Any:
+        """`method` on one of this webhook's history paths (`suffix` after the webhook's URL)."""
+        path = _hook_path(self.entity, self.webhook_id, suffix)
+        return _api_call(_client(self.c, self.entity, self.api, self.tok).call, method, path, body)
+
+
+def webhook_command(name: str, *args: str, **kw: Any) -> Callable[[Callable[..., None]], click.Command]:
+    """`whctl webhooks NAME WEBHOOK_ID [ARGS] --entity E [--api A] [--token T]`: the function gets the
+    Target first, then `args` and the options declared below this decorator."""
+
+    def wrap(f: Callable[..., None]) -> click.Command:
+        @functools.wraps(f)
+        def command(
+            c: Ctx, webhook_id: str, entity: str, api: str | None, tok: str | None, **params: Any
+        ) -> None:
+            f(Target(c, entity, webhook_id, api, tok), **params)
+
+        decorated = entity_opts(command)
+        for arg in reversed(("webhook_id", *args)):
+            decorated = click.argument(arg)(decorated)
+        return webhooks.command(name, **kw)(decorated)
+
+    return wrap
+
+
+@webhook_command("secret")
+def webhooks_secret(t: Target) -> None:
     """Print the signing secret of WEBHOOK_ID."""
-    secret = _api_call(_client(c, entity, api, tok).secret, entity, webhook_id)
-    if c.as_json:
-        c.out({"id": webhook_id, "secret": secret})
+    secret = t.call("secret")
+    if t.c.as_json:
+        t.c.out({"id": t.webhook_id, "secret": secret})
     else:
         click.echo(secret)
 
 
-@webhooks.command("delete")
-@click.argument("webhook_id")
-@click.option("--entity", required=True)
-@api_opt
-@token_opt
-@pass_ctx
-def webhooks_delete(c: Ctx, webhook_id: str, entity: str, api: str | None, tok: str | None) -> None:
+@webhook_command("delete")
+def webhooks_delete(t: Target) -> None:
     """Remove WEBHOOK_ID."""
-    res = _api_call(_client(c, entity, api, tok).delete, entity, webhook_id)
-    c.out(res, f"{res.get('message', res)}")
+    res = t.call("delete")
+    t.c.out(res, f"{res.get('message', res)}")
 
 
 # --- delivery history (registry API) ---------------------------------------------------------------
@@ -402,41 +441,20 @@ def _hook_path(entity: str, webhook_id: str, suffix: str) -> str:
     return f"{RegistryClient.base(entity)}/{quote(webhook_id, safe='')}{suffix}"
 
 
-def _history_call(
-    c: Ctx, entity: str, api: str | None, tok: str | None, method: str, path: str, body: Any = None
-) -> Any:
-    return _api_call(_client(c, entity, api, tok).call, method, path, body)
-
-
-@webhooks.command("deliveries")
-@click.argument("webhook_id")
-@click.option("--entity", required=True)
+@webhook_command("deliveries")
 @click.option("--status", type=click.Choice(["succeeded", "failed", "pending", "dead"]))
 @click.option("--event-type")
 @click.option("--limit", type=int, default=20, show_default=True)
 @click.option("--cursor", help="nextCursor of the previous page.")
-@api_opt
-@token_opt
-@pass_ctx
 def webhooks_deliveries(
-    c: Ctx,
-    webhook_id: str,
-    entity: str,
-    status: str | None,
-    event_type: str | None,
-    limit: int,
-    cursor: str | None,
-    api: str | None,
-    tok: str | None,
+    t: Target, status: str | None, event_type: str | None, limit: int, cursor: str | None
 ) -> None:
     """The delivery history of WEBHOOK_ID, newest first."""
     from urllib.parse import urlencode
 
     params = {"limit": str(limit), "status": status, "eventType": event_type, "cursor": cursor}
     query = urlencode({k: v for k, v in params.items() if v is not None})
-    page = _history_call(
-        c, entity, api, tok, "GET", _hook_path(entity, webhook_id, f"/delivery/list?{query}")
-    )
+    page = t.history("GET", f"/delivery/list?{query}")
     cols = [
         Col("created", drop=2),
         Col("event", copy=True),
@@ -454,24 +472,15 @@ def webhooks_deliveries(
         for i in page["items"]
     ]  # fmt: skip
     more = f"next page: --cursor {page['nextCursor']}" if page["nextCursor"] else ""
-    c.table(page, cols, rows, f"no deliveries {more}".strip())
-    if page["items"] and more and not c.as_json:
+    t.c.table(page, cols, rows, f"no deliveries {more}".strip())
+    if page["items"] and more and not t.c.as_json:
         click.echo(more)
 
 
-@webhooks.command("delivery")
-@click.argument("webhook_id")
-@click.argument("event_id")
-@click.option("--entity", required=True)
-@api_opt
-@token_opt
-@pass_ctx
-def webhooks_delivery(
-    c: Ctx, webhook_id: str, event_id: str, entity: str, api: str | None, tok: str | None
-) -> None:
+@webhook_command("delivery", "event_id")
+def webhooks_delivery(t: Target, event_id: str) -> None:
     """One delivery: the payload sent and every attempt."""
-    path = _hook_path(entity, webhook_id, f"/delivery/{event_id}")
-    d = _history_call(c, entity, api, tok, "GET", path)
+    d = t.history("GET", f"/delivery/{event_id}")
     cols = [
         Col("#"),
         Col("at", drop=2),
@@ -491,52 +500,31 @@ def webhooks_delivery(
         ]
         for a in d["attempts"]
     ]
-    c.table(d, cols, rows, "no attempts")
-    if not c.as_json:
+    t.c.table(d, cols, rows, "no attempts")
+    if not t.c.as_json:
         click.echo(json.dumps(d["payload"], indent=2))
 
 
-@webhooks.command("resend")
-@click.argument("webhook_id")
-@click.argument("event_id")
-@click.option("--entity", required=True)
-@api_opt
-@token_opt
-@pass_ctx
-def webhooks_resend(
-    c: Ctx, webhook_id: str, event_id: str, entity: str, api: str | None, tok: str | None
-) -> None:
+@webhook_command("resend", "event_id")
+def webhooks_resend(t: Target, event_id: str) -> None:
     """Send one delivery again (same webhook-id)."""
-    path = _hook_path(entity, webhook_id, f"/delivery/{event_id}/resend")
-    res = _history_call(c, entity, api, tok, "POST", path)
-    c.out(res, f"resend of {res['eventId']} accepted")
+    res = t.history("POST", f"/delivery/{event_id}/resend")
+    t.c.out(res, f"resend of {res['eventId']} accepted")
 
 
-@webhooks.command("test")
-@click.argument("webhook_id")
-@click.option("--entity", required=True)
+@webhook_command("test")
 @click.option("--type", "event_type", help="A catalogue event type (default: one the webhook subscribes to).")
-@api_opt
-@token_opt
-@pass_ctx
-def webhooks_test(
-    c: Ctx, webhook_id: str, entity: str, event_type: str | None, api: str | None, tok: str | None
-) -> None:
+def webhooks_test(t: Target, event_type: str | None) -> None:
     """Send a test event to WEBHOOK_ID."""
     body = {"eventType": event_type} if event_type else {}
-    res = _history_call(c, entity, api, tok, "POST", _hook_path(entity, webhook_id, "/test"), body)
-    c.out(res, f"test event {res['eventId']} accepted")
+    res = t.history("POST", "/test", body)
+    t.c.out(res, f"test event {res['eventId']} accepted")
 
 
-@webhooks.command("stats")
-@click.argument("webhook_id")
-@click.option("--entity", required=True)
-@api_opt
-@token_opt
-@pass_ctx
-def webhooks_stats(c: Ctx, webhook_id: str, entity: str, api: str | None, tok: str | None) -> None:
+@webhook_command("stats")
+def webhooks_stats(t: Target) -> None:
     """Attempts, success rate and durations of the last hour and day."""
-    res = _history_call(c, entity, api, tok, "GET", _hook_path(entity, webhook_id, "/stats"))
+    res = t.history("GET", "/stats")
     cols = [
         Col("window"),
         Col("attempts"),
@@ -558,57 +546,30 @@ def webhooks_stats(c: Ctx, webhook_id: str, entity: str, api: str | None, tok: s
         rows.append(
             [name, str(w["attempts"]), str(w["successes"]), str(w["failures"]), rate, p50, p99, failure]
         )
-    c.table(res, cols, rows, "no attempts")
-
-
-def _start_job(
-    c: Ctx,
-    kind: str,
-    webhook_id: str,
-    entity: str,
-    since: str,
-    until: str | None,
-    api: str | None,
-    tok: str | None,
-) -> None:
-    body = {"since": since, **({"until": until} if until else {})}
-    res = _history_call(c, entity, api, tok, "POST", _hook_path(entity, webhook_id, f"/{kind}"), body)
-    c.out(
-        res, f"{kind} job {res['jobId']} {res['state']} (see: whctl webhooks job {webhook_id} {res['jobId']})"
-    )
+    t.c.table(res, cols, rows, "no attempts")
 
 
 def _job_command(kind: str, doc: str) -> None:
     """`whctl webhooks recover|replay WEBHOOK_ID --entity E --since T [--until T]`: one job each."""
 
-    @webhooks.command(kind, help=doc)
-    @click.argument("webhook_id")
-    @click.option("--entity", required=True)
+    @webhook_command(kind, help=doc)
     @click.option("--since", required=True, help="ISO 8601 start of the window.")
     @click.option("--until", help="ISO 8601 end of the window (default: now).")
-    @api_opt
-    @token_opt
-    @pass_ctx
-    def command(
-        c: Ctx, webhook_id: str, entity: str, since: str, until: str | None, api: str | None, tok: str | None
-    ) -> None:
-        _start_job(c, kind, webhook_id, entity, since, until, api, tok)
+    def command(t: Target, since: str, until: str | None) -> None:
+        body = {"since": since, **({"until": until} if until else {})}
+        res = t.history("POST", f"/{kind}", body)
+        see = f"whctl webhooks job {t.webhook_id} {res['jobId']}"
+        t.c.out(res, f"{kind} job {res['jobId']} {res['state']} (see: {see})")
 
 
 _job_command("recover", "Re-send every failed or dead delivery of the window (a job).")
 _job_command("replay", "Send every event of the window the webhook matches and has not received (a job).")
 
 
-@webhooks.command("job")
-@click.argument("webhook_id")
-@click.argument("job_id")
-@click.option("--entity", required=True)
-@api_opt
-@token_opt
-@pass_ctx
-def webhooks_job(c: Ctx, webhook_id: str, job_id: str, entity: str, api: str | None, tok: str | None) -> None:
+@webhook_command("job", "job_id")
+def webhooks_job(t: Target, job_id: str) -> None:
     """State and counts of a recover or replay job."""
-    res = _history_call(c, entity, api, tok, "GET", _hook_path(entity, webhook_id, f"/job/{job_id}"))
+    res = t.history("GET", f"/job/{job_id}")
     counts = res["counts"]
     missing = (
         f"; Kafka no longer holds {res['missing']['since']} .. {res['missing']['until']}"
@@ -616,7 +577,7 @@ def webhooks_job(c: Ctx, webhook_id: str, job_id: str, entity: str, api: str | N
         else ""
     )
     error = f"; {res['error']}" if res["error"] else ""
-    c.out(
+    t.c.out(
         res,
         f"{res['kind']} {res['state']}: {counts['sent']} sent, {counts['skipped']} skipped of "
         f"{counts['considered']}{missing}{error}",
@@ -643,7 +604,10 @@ def tail(
     c: Ctx, from_beginning: bool, webhook_id: str | None, count: int | None, timeout: float | None
 ) -> None:
     """Follow webhooks.attempts: one line per delivery attempt."""
+    import msgspec
+
     from webhooks_cli.kafka_io import follow
+    from webhooks_common.decoders import decode_attempt
 
     async def run() -> None:
         seen = 0
@@ -654,15 +618,15 @@ def tail(
             timeout=timeout,
         ):
             try:
-                a = AttemptRecord.from_bytes(record.value or b"")
-            except ValueError:
+                a = decode_attempt(record.value)
+            except ValueError:  # not an attempt record: skipped
                 continue
             if webhook_id and a.webhook_id != webhook_id:
                 continue
             colour = COLOURS.get(a.outcome, "white")
             status = a.status if a.status is not None else (a.error or "")
             c.out(
-                a.model_dump(mode="json"),
+                msgspec.to_builtins(a),
                 f"{_ms(a.at_ms)} [{colour}]{a.outcome:8}[/] {status!s:>4} #{a.attempt} "
                 f"{a.event_type} -> {a.url} ({a.duration_ms:.0f} ms) "
                 f"webhook={a.webhook_id} event={a.event_id}",

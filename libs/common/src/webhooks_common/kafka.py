@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Protocol, TypeVar
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
@@ -75,6 +75,18 @@ async def started(client: C) -> AsyncIterator[C]:
         yield client
     finally:
         await stop_client(client)
+
+
+async def topic_partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    """The partitions of `topic`, asking the broker again if this consumer's metadata does not know it yet
+    (a consumer without a subscription has none). Raises LookupError when the topic does not exist."""
+    parts = consumer.partitions_for_topic(topic)
+    if not parts:
+        await consumer._client.force_metadata_update()
+        parts = consumer.partitions_for_topic(topic)
+    if not parts:
+        raise LookupError(f"topic {topic!r} does not exist")
+    return set(parts)
 
 
 def make_producer(bootstrap: str, **kwargs: object) -> AIOKafkaProducer:

@@ -108,30 +108,6 @@ class AttemptSummary(BaseModel):
     error: str | None = None
 
 
-class AttemptRecord(_Message):
-    """One record per delivery attempt on `webhooks.attempts`: the delivery log (key = webhook id)."""
-
-    v: Literal[1] = 1
-    task_id: str
-    event_id: str
-    event_type: str
-    webhook_id: str
-    entity_id: str
-    url: str
-    attempt: int
-    outcome: str = Field(description="success | retry | dead | disabled | dropped | refused")
-    status: int | None = None
-    error: str | None = None
-    duration_ms: float
-    response_snippet: str | None = None
-    at_ms: int
-    next_attempt_at_ms: int | None = None
-    body: str | None = Field(None, description="The payload sent, on the first attempt of a chain only.")
-
-    def key(self) -> str:
-        return f"{self.task_id}:{self.attempt}"
-
-
 class DeadLetter(_Message):
     """Value on `webhooks.dlq` (key = webhook id): the task, why it died, and every attempt."""
 
@@ -159,22 +135,6 @@ class InvalidEvent(_Message):
 
     def key(self) -> str:
         return f"{self.source_topic}:{self.partition}:{self.offset}"
-
-
-class WebhookCommand(_Message):
-    """Value on `webhooks.commands` (key = webhook id): a change another service asks the registry for."""
-
-    v: Literal[1] = 1
-    command_id: str
-    action: Literal["disable"]
-    webhook_id: str
-    entity_id: str
-    reason: str
-    requested_by: str = Field(description="Service that asked, e.g. `deliverer`.")
-    at_ms: int
-
-    def key(self) -> str:
-        return self.command_id
 
 
 DeliveryTask.model_rebuild()

@@ -28,50 +28,37 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
+class _Topic:
+    """One topic of `Topics`: its base name with the instance's prefix."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+
+    def __get__(self, topics: Topics, owner: type[Topics] | None = None) -> str:
+        return topics.name(self.base)
+
+
 @dataclass(frozen=True)
 class Topics:
     """Every topic name the system uses, with an optional prefix (tests and environments)."""
 
     prefix: str = ""
 
+    wink_events = _Topic(WINK_EVENTS)
+    trippay_events = _Topic(TRIPPAY_EVENTS)
+    config = _Topic(CONFIG)
+    deliveries = _Topic(DELIVERIES)
+    attempts = _Topic(ATTEMPTS)
+    dlq = _Topic(DLQ)
+    invalid = _Topic(INVALID)
+    commands = _Topic(COMMANDS)
+
     def name(self, base: str) -> str:
         return f"{self.prefix}{base}"
 
     @property
-    def wink_events(self) -> str:
-        return self.name(WINK_EVENTS)
-
-    @property
-    def trippay_events(self) -> str:
-        return self.name(TRIPPAY_EVENTS)
-
-    @property
     def inputs(self) -> tuple[str, str]:
         return (self.wink_events, self.trippay_events)
-
-    @property
-    def config(self) -> str:
-        return self.name(CONFIG)
-
-    @property
-    def deliveries(self) -> str:
-        return self.name(DELIVERIES)
-
-    @property
-    def attempts(self) -> str:
-        return self.name(ATTEMPTS)
-
-    @property
-    def dlq(self) -> str:
-        return self.name(DLQ)
-
-    @property
-    def invalid(self) -> str:
-        return self.name(INVALID)
-
-    @property
-    def commands(self) -> str:
-        return self.name(COMMANDS)
 
     def retry(self, tier: str) -> str:
         return self.name(RETRY_PREFIX + tier)

@@ -4,11 +4,14 @@ Same wire format as the pydantic models of `webhooks_common.models` (which the r
 write with): same field names, `v` pinned to 1, unknown fields ignored. msgspec decodes straight from
 bytes into a Struct and validates the types on the way (several times faster than pydantic or a
 `orjson.loads` followed by field checks; see bench/decode_bench.py), so the deliverer's hot path can be
-typed. tests/unit/test_wire.py keeps these and the pydantic models in step.
+typed. tests/unit/test_deliverer_logic.py keeps these and the pydantic models in step. The attempt
+record, which only the deliverer writes, is defined here alone.
 """
 
 from __future__ import annotations
 
+import time
+import uuid
 from typing import Annotated, Literal
 
 import msgspec
@@ -55,7 +58,8 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """Value on `webhooks.attempts` (see models.AttemptRecord)."""
+    """One record per delivery attempt (or drop) on `webhooks.attempts`, the delivery log (key = webhook
+    id). Only here: the deliverer writes it (records.attempt_record), the history writer and whctl read it."""
 
     v: Literal[1] = 1
     task_id: str
@@ -65,18 +69,18 @@ class AttemptRecord(msgspec.Struct, frozen=True, kw_only=True):
     entity_id: str
     url: str
     attempt: int
-    outcome: str
+    outcome: str  # success | retry | dead | disabled | dropped | refused
     status: int | None = None
     error: str | None = None
-    duration_ms: float = 0.0
+    duration_ms: float
     response_snippet: str | None = None
     at_ms: int
     next_attempt_at_ms: int | None = None
-    body: str | None = None
+    body: str | None = None  # the payload sent, on the first attempt of a chain only
 
 
 class WebhookCommand(msgspec.Struct, frozen=True, kw_only=True):
-    """Value on `webhooks.commands` (see models.WebhookCommand)."""
+    """Value on `webhooks.commands` (key = webhook id): a change another service asks the registry for."""
 
     v: Literal[1] = 1
     command_id: str
@@ -84,8 +88,23 @@ class WebhookCommand(msgspec.Struct, frozen=True, kw_only=True):
     webhook_id: str
     entity_id: str
     reason: str
-    requested_by: str
+    requested_by: str  # the service that asked, e.g. `deliverer`
     at_ms: int
+
+
+def disable_command(
+    webhook_id: str, entity_id: str, reason: str, requested_by: str, at_ms: int | None = None
+) -> WebhookCommand:
+    """Ask the registry to disable a webhook (a fresh command id; `at_ms` defaults to now)."""
+    return WebhookCommand(
+        command_id=uuid.uuid4().hex,
+        action="disable",
+        webhook_id=webhook_id,
+        entity_id=entity_id,
+        reason=reason,
+        requested_by=requested_by,
+        at_ms=int(time.time() * 1000) if at_ms is None else at_ms,
+    )
 
 
 _encoder = msgspec.json.Encoder()

@@ -28,8 +28,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import KW_ONLY, dataclass, field
 from pathlib import Path
 from typing import Protocol, Self
 
@@ -102,6 +102,7 @@ class HttpReady:
 # --- the process ----------------------------------------------------------------------------------------
 
 
+@dataclass(eq=False, repr=False)
 class Proc:
     """A child process, started again by `start()` after it exited (the same name, log and readiness).
 
@@ -110,39 +111,31 @@ class Proc:
     child gets its own session, so a terminal's Ctrl-C reaches only us and we stop children in order.
     """
 
-    def __init__(
-        self,
-        name: str,
-        argv: Sequence[str],
-        env: Mapping[str, str],
-        *,
-        cwd: Path,
-        log_path: Path | None = None,
-        on_line: Callable[[str], None] | None = None,
-        ready: Readiness | None = None,
-        new_session: bool = False,
-        max_line: int = 16 * 1024,
-    ) -> None:
-        if (log_path is None) == (on_line is None):
+    name: str
+    argv: list[str]
+    env: Mapping[str, str]
+    _: KW_ONLY
+    cwd: Path
+    log_path: Path | None = None
+    on_line: Callable[[str], None] | None = None
+    ready: Readiness | None = None
+    new_session: bool = False
+    max_line: int = 16 * 1024
+    popen: subprocess.Popen[bytes] | None = field(default=None, init=False)
+    starts: int = field(default=0, init=False)
+    started_at: float = field(default=0.0, init=False)  # time.monotonic() of the last start
+    killed_after_grace: bool = field(default=False, init=False)  # the last stop() had to SIGKILL
+    _log_offset: int = field(default=0, init=False)  # size of the log file when the current process started
+    _found: dict[str, re.Match[str]] = field(default_factory=dict, init=False)
+    _tail: collections.deque[str] = field(default_factory=lambda: collections.deque(maxlen=200), init=False)
+    _reader: threading.Thread | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if (self.log_path is None) == (self.on_line is None):
             raise ValueError("give exactly one of log_path and on_line")
-        self.name = name
-        self.argv = list(argv)
-        self.env = dict(env)
-        self.cwd = cwd
-        self.log_path = log_path
-        self.on_line = on_line
-        self.ready = ready
-        self.new_session = new_session
-        self.max_line = max_line
-        self.popen: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-        self.started_at = 0.0  # time.monotonic() of the last start
-        self.killed_after_grace = False  # the last stop() had to SIGKILL
-        self._log_offset = 0  # size of the log file when the current process started
-        self._watch = [re.compile(p) for p in (ready.patterns if ready is not None else ())]
-        self._found: dict[str, re.Match[str]] = {}
-        self._tail: collections.deque[str] = collections.deque(maxlen=200)
-        self._reader: threading.Thread | None = None
+        self.argv = list(self.argv)  # our own copies: a caller's later changes do not leak in
+        self.env = dict(self.env)
+        self._watch = [re.compile(p) for p in (self.ready.patterns if self.ready is not None else ())]
 
     # --- state ----------------------------------------------------------------------------------------
 

@@ -182,19 +182,19 @@ class Pipeline:
             cmd = records.disable_command(task, f"{url} answered 410 Gone", at_ms)
             futs.append(await self._send(self._topics.commands, wid.encode(), cmd))
         self._m.attempts.labels(action.value).inc()
-        rec = records.attempt_record(
-            task,
-            url=url,
-            outcome=action.value,
-            at_ms=at_ms,
-            duration_ms=dur_ms,
-            status=res.status,
-            error=err,
-            snippet=res.snippet,
-            next_attempt_at_ms=next_at,
-            body_max_bytes=self._s.attempt_body_bytes,
+        futs.append(
+            await self._log_attempt(
+                task,
+                url,
+                action.value,
+                at_ms,
+                duration_ms=dur_ms,
+                status=res.status,
+                error=err,
+                snippet=res.snippet,
+                next_attempt_at_ms=next_at,
+            )
         )
-        futs.append(await self._send(self._topics.attempts, wid.encode(), rec))
         self._finish(job, futs)
 
     # --- outcomes without an HTTP response ----------------------------------------------------------
@@ -214,17 +214,7 @@ class Pipeline:
         label = "refused" if err == "refused" else "dead"
         final = records.with_history(task, records.summary(task.attempt, at_ms, label, status, err))
         dlq = await self._send(self._topics.dlq, wid.encode(), records.dead_letter(final, reason, at_ms))
-        rec = records.attempt_record(
-            task,
-            url=url,
-            outcome=label,
-            at_ms=at_ms,
-            duration_ms=dur_ms,
-            status=status,
-            error=err,
-            body_max_bytes=self._s.attempt_body_bytes,
-        )
-        att = await self._send(self._topics.attempts, wid.encode(), rec)
+        att = await self._log_attempt(task, url, label, at_ms, duration_ms=dur_ms, status=status, error=err)
         self._m.attempts.labels(label).inc()
         self._m.dlq.inc()
         log.warning("task %s dead-lettered: %s", task.task_id, reason)
@@ -235,16 +225,9 @@ class Pipeline:
         wid = task.webhook_id
         view = self._view.get(wid)
         at_ms = int(time.time() * 1000)
-        rec = records.attempt_record(
-            task,
-            url=view.url if view else task.url,
-            outcome="dropped",
-            at_ms=at_ms,
-            error=reason,
-            body_max_bytes=self._s.attempt_body_bytes,
-        )
         self._m.dropped.labels(reason).inc()
-        self._finish(job, [await self._send(self._topics.attempts, wid.encode(), rec)])
+        url = view.url if view else task.url
+        self._finish(job, [await self._log_attempt(task, url, "dropped", at_ms, error=reason)])
 
     async def _park(self, job: Job, delay_s: float, why: str, *, due_at_ms: int | None = None) -> None:
         """Put the task (unchanged attempt number) on a delay topic; no attempt is used."""
@@ -257,6 +240,16 @@ class Pipeline:
 
     def _tier_topic(self, delay_s: float) -> str:
         return self._topics.retry(tier_for(delay_s, self._tiers)[0])
+
+    async def _log_attempt(
+        self, task: DeliveryTask, url: str, outcome: str, at_ms: int, **detail: Any
+    ) -> asyncio.Future[Any]:
+        """Publish the record of one attempt (or of a task dropped) on webhooks.attempts, keyed by webhook;
+        `detail`: the optional fields of records.attempt_record."""
+        rec = records.attempt_record(
+            task, url=url, outcome=outcome, at_ms=at_ms, body_max_bytes=self._s.attempt_body_bytes, **detail
+        )
+        return await self._send(self._topics.attempts, task.webhook_id.encode(), rec)
 
     async def _send(self, topic: str, key: bytes | None, value: bytes) -> asyncio.Future[Any]:
         fut: asyncio.Future[Any] = await self._producer.send(topic, value=value, key=key)

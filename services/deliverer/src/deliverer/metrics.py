@@ -5,43 +5,30 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from aiohttp import web
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
 
 from webhooks_common.consumer import add_health_routes, serve_app
 from webhooks_common.consumer.health import Check
-from webhooks_common.metrics import LATENCY_BUCKETS
+from webhooks_common.metrics import OwnMetrics, metrics_response
 
 
-class DelivererMetrics:
+class DelivererMetrics(OwnMetrics):
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        r = self.registry
-        self.attempts = Counter(
-            "deliverer_attempts", "Delivery attempts by outcome.", ["outcome"], registry=r
+        super().__init__()
+        self.attempts = self.counter("deliverer_attempts", "Delivery attempts by outcome.", ["outcome"])
+        self.latency = self.seconds("deliverer_attempt_seconds", "Duration of one HTTP attempt.")
+        self.in_flight = self.gauge("deliverer_in_flight", "HTTP attempts in flight.")
+        self.pending = self.gauge("deliverer_pending", "Tasks read and not finished.")
+        self.retry_backlog = self.gauge(
+            "deliverer_retry_backlog", "Tasks waiting on the retry topics assigned to us (lag)."
         )
-        self.latency = Histogram(
-            "deliverer_attempt_seconds", "Duration of one HTTP attempt.", buckets=LATENCY_BUCKETS, registry=r
+        self.dlq = self.counter("deliverer_dead_letters", "Tasks sent to the dead-letter topic.")
+        self.dropped = self.counter(
+            "deliverer_dropped", "Tasks dropped: webhook disabled, removed, unknown.", ["reason"]
         )
-        self.in_flight = Gauge("deliverer_in_flight", "HTTP attempts in flight.", registry=r)
-        self.pending = Gauge("deliverer_pending", "Tasks read and not finished.", registry=r)
-        self.retry_backlog = Gauge(
-            "deliverer_retry_backlog", "Tasks waiting on the retry topics assigned to us (lag).", registry=r
+        self.deferred = self.counter(
+            "deliverer_deferred", "Tasks parked on a retry topic without an attempt.", ["reason"]
         )
-        self.dlq = Counter("deliverer_dead_letters", "Tasks sent to the dead-letter topic.", registry=r)
-        self.dropped = Counter(
-            "deliverer_dropped", "Tasks dropped: webhook disabled, removed, unknown.", ["reason"], registry=r
-        )
-        self.deferred = Counter(
-            "deliverer_deferred", "Tasks parked on a retry topic without an attempt.", ["reason"], registry=r
-        )
-        self.invalid = Counter("deliverer_invalid_tasks", "Tasks set aside on the invalid topic.", registry=r)
+        self.invalid = self.counter("deliverer_invalid_tasks", "Tasks set aside on the invalid topic.")
 
 
 async def serve_metrics(
@@ -51,9 +38,7 @@ async def serve_metrics(
     app = web.Application()
 
     async def serve(_r: web.Request) -> web.Response:
-        return web.Response(
-            body=generate_latest(metrics.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
+        return metrics_response(metrics.registry)
 
     app.router.add_get("/metrics", serve)
     add_health_routes(app, checks)

@@ -8,17 +8,14 @@ tests/unit/test_deliverer_logic.py parses these back with the pydantic models to
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import msgspec
 import orjson
 
-from webhooks_common.consumer import json_decoder
-from webhooks_common.wire import AttemptSummary, DeadLetter, DeliveryTask, WebhookCommand, encode
-
-# The task in a record's value (raises when it is not one: the runtime sets such records aside).
-decode_task = json_decoder(DeliveryTask, "delivery task")
+from webhooks_common import wire
+from webhooks_common.decoders import decode_task as decode_task  # the consumer's decoder (re-exported)
+from webhooks_common.wire import AttemptSummary, DeadLetter, DeliveryTask, encode
 
 
 def attempt_record(
@@ -79,14 +76,4 @@ def dead_letter(task: DeliveryTask, reason: str, at_ms: int) -> bytes:
 
 
 def disable_command(task: DeliveryTask, reason: str, at_ms: int) -> bytes:
-    return encode(
-        WebhookCommand(
-            command_id=uuid.uuid4().hex,
-            action="disable",
-            webhook_id=task.webhook_id,
-            entity_id=task.entity_id,
-            reason=reason,
-            requested_by="deliverer",
-            at_ms=at_ms,
-        )
-    )
+    return encode(wire.disable_command(task.webhook_id, task.entity_id, reason, "deliverer", at_ms))

@@ -12,7 +12,6 @@ from datetime import timedelta
 import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from registry.auth import Authenticator, JwksKeys, KeySource, SharedSecret
 from registry.commands import CommandConsumer
@@ -27,7 +26,7 @@ from registry.routes import HISTORY_ROUTES, ROUTES
 from registry.service import Limits, WebhookService
 from registry.settings import RegistrySettings
 from registry.store import MongoStore
-from webhooks_common.metrics import LATENCY_BUCKETS
+from webhooks_common.metrics import OwnMetrics
 from webhooks_common.models import now_ms
 from webhooks_common.secrets import SecretBox
 from webhooks_common.topics import Topics
@@ -38,40 +37,24 @@ log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT_S = 10.0
 
 
-class Metrics:
+class Metrics(OwnMetrics):
     def __init__(self) -> None:
-        # One registry per app so several apps can live in one process (tests) without clashing.
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "registry_http_requests", "HTTP requests", ["route", "method", "status"], registry=self.registry
+        super().__init__()
+        self.requests = self.counter("registry_http_requests", "HTTP requests", ["route", "method", "status"])
+        self.latency = self.seconds(
+            "registry_http_request_seconds", "HTTP request latency", ["route", "method"]
         )
-        self.latency = Histogram(
-            "registry_http_request_seconds",
-            "HTTP request latency",
-            ["route", "method"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
+        self.published = self.counter(
+            "registry_configs_published", "Config records acknowledged by Kafka", ["kind"]
         )
-        self.published = Counter(
-            "registry_configs_published",
-            "Config records acknowledged by Kafka",
-            ["kind"],
-            registry=self.registry,
+        self.publish_delay = self.seconds(
+            "registry_publish_delay_seconds", "From API acceptance to Kafka acknowledgement"
         )
-        self.publish_delay = Histogram(
-            "registry_publish_delay_seconds",
-            "From API acceptance to Kafka acknowledgement",
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.set_aside = Counter(
+        self.set_aside = self.counter(
             "registry_configs_set_aside",
             "Webhook changes that cannot be published (not a webhook's shape); reason in webhook_changes",
-            registry=self.registry,
         )
-        self.kafka_up = Gauge(
-            "registry_kafka_up", "Publisher connected to Kafka (1) or not (0)", registry=self.registry
-        )
+        self.kafka_up = self.gauge("registry_kafka_up", "Publisher connected to Kafka (1) or not (0)")
 
     def on_published(self, record: ConfigRecord) -> None:
         self.published.labels("tombstone" if record.deleted else "config").inc()

@@ -22,14 +22,12 @@ from webhooks_common.consumer import (
     RuntimeSettings,
     Undecodable,
     default_outcome,
-    json_decoder,
     run_replacing,
 )
+from webhooks_common.decoders import decode_command
 from webhooks_common.wire import WebhookCommand
 
 log = logging.getLogger(__name__)
-
-decode_command = json_decoder(WebhookCommand, "command")
 
 
 def outcome_for(exc: BaseException) -> Outcome:

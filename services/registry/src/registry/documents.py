@@ -102,11 +102,7 @@ def new_webhook(
     return Webhook(
         id=webhook_id,
         entity_id=entity_id,
-        entity_name=new.entity_name,
-        name=new.name,
-        enabled=new.enabled,
-        event_url=new.event_url,
-        event_list=new.event_list,
+        **asdict(new),  # every field of the request, as given
         user_identifier=user,
         created_at=now,
         updated_at=now,

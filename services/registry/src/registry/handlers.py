@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel
 
 from registry.auth import Authenticator, Principal, authorize
@@ -18,6 +17,7 @@ from registry.problems import Problem
 from registry.routes import Route
 from registry.schemas import Health, RotatedSecretResponse, SecretResponse, WebhookBody, WebhookPatch
 from registry.validation import changes_from, check_fields, new_webhook_from, parse_model
+from webhooks_common.metrics import metrics_response
 
 if TYPE_CHECKING:
     from registry.app import Runtime
@@ -156,8 +156,7 @@ class Handlers:
         return json_response(body, 200 if ready else 503)
 
     async def metrics(self, request: web.Request) -> web.Response:
-        body = generate_latest(self.rt.metrics.registry)
-        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+        return metrics_response(self.rt.metrics.registry)
 
     async def openapi(self, request: web.Request) -> web.Response:
         return web.Response(body=self.rt.openapi_bytes, content_type="application/json")

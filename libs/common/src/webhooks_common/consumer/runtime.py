@@ -20,7 +20,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
@@ -61,46 +61,21 @@ class RuntimeSettings:
     revoke_wait_s: float = 3.0  # how long a revoke waits for work in flight, to commit it (fewer duplicates)
 
 
+@dataclass(slots=True, eq=False)  # eq=False: each one is itself (hashed by identity)
 class Inbound(Generic[M]):
     """A record read and decoded, not finished yet. Finish it exactly once: `done()` or `fail(exc)`."""
 
-    __slots__ = (
-        "_rt",
-        "_settled",
-        "error",
-        "key",
-        "offset",
-        "raw",
-        "timestamp",
-        "tp",
-        "tracker",
-        "tries",
-        "value",
-    )
-
-    def __init__(
-        self,
-        rt: ConsumerRuntime[Any],
-        tp: TopicPartition,
-        offset: int,
-        key: bytes | None,
-        raw: bytes | None,
-        timestamp: int,
-        tracker: OffsetTracker,
-        value: M,
-        error: BaseException | None = None,
-    ) -> None:
-        self._rt = rt
-        self.tp = tp
-        self.offset = offset
-        self.key = key
-        self.raw = raw
-        self.timestamp = timestamp
-        self.tracker = tracker
-        self.value = value
-        self.error = error  # set when the record did not decode (then `value` is None)
-        self.tries = 0
-        self._settled = False
+    _rt: ConsumerRuntime[Any] = field(repr=False)
+    tp: TopicPartition
+    offset: int
+    key: bytes | None
+    raw: bytes | None
+    timestamp: int
+    tracker: OffsetTracker = field(repr=False)
+    value: M
+    error: BaseException | None = None  # set when the record did not decode (then `value` is None)
+    tries: int = field(default=0, init=False)
+    _settled: bool = field(default=False, init=False, repr=False)
 
     @property
     def revoked(self) -> bool:

@@ -233,11 +233,16 @@ class HistoryApi:
         )
         return _response(page)
 
-    async def delivery(self, request: web.Request, who: Principal, entity: str) -> web.Response:
+    async def _delivery(self, entity: str, request: web.Request) -> tuple[Doc, Doc]:
+        """The path's webhook and its delivery of the path's event (404 if either is unknown)."""
         webhook = await self._webhook(entity, request)
         doc = await self.store.delivery(webhook["_id"], request.match_info["eventId"])
         if doc is None:
             raise Problem(404, "no delivery of this event to this webhook in the history")
+        return webhook, doc
+
+    async def delivery(self, request: web.Request, who: Principal, entity: str) -> web.Response:
+        _, doc = await self._delivery(entity, request)
         attempts = await self.store.attempts_of(doc["_id"])
         payload: Any = doc.get("payload")
         if isinstance(payload, str):
@@ -255,10 +260,7 @@ class HistoryApi:
         return _response(detail)
 
     async def resend(self, request: web.Request, who: Principal, entity: str) -> web.Response:
-        webhook = await self._webhook(entity, request)
-        doc = await self.store.delivery(webhook["_id"], request.match_info["eventId"])
-        if doc is None:
-            raise Problem(404, "no delivery of this event to this webhook in the history")
+        webhook, doc = await self._delivery(entity, request)
         if not doc.get("payload"):
             raise Problem(409, "the payload of this delivery was not kept, so it cannot be sent again")
         if not webhook["enabled"]:

@@ -31,7 +31,7 @@ from registry.history import model
 from registry.history.send import TaskSender, delivery_task
 from registry.history.store import HistoryStore
 from webhooks_common.catalog import event_list_matches, is_known_type
-from webhooks_common.kafka import start_client
+from webhooks_common.kafka import start_client, topic_partitions
 from webhooks_common.models import InputEvent
 from webhooks_common.topics import Topics
 
@@ -337,10 +337,7 @@ class JobFailed(Exception):
 
 
 async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    parts = consumer.partitions_for_topic(topic)
-    if not parts:
-        await consumer._client.force_metadata_update()
-        parts = consumer.partitions_for_topic(topic)
-    if not parts:
-        raise JobFailed(f"topic {topic} has no partitions (does it exist?)")
-    return set(parts)
+    try:
+        return await topic_partitions(consumer, topic)
+    except LookupError:
+        raise JobFailed(f"topic {topic} has no partitions (does it exist?)") from None

@@ -16,21 +16,12 @@ import contextlib
 import logging
 import sys
 import time
-import uuid
 from collections import defaultdict
 from typing import Any
 
 import pymongo.errors
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
 
 from registry.history import model
 from registry.history.jobs import JobRunner
@@ -46,19 +37,17 @@ from webhooks_common.consumer import (
     RuntimeSettings,
     add_health_routes,
     default_outcome,
-    json_decoder,
     run_replacing,
     serve_app,
 )
+from webhooks_common.decoders import decode_attempt, decode_dead
 from webhooks_common.kafka import make_producer, start_client, stop_client
-from webhooks_common.metrics import LATENCY_BUCKETS
+from webhooks_common.metrics import OwnMetrics, metrics_response
 from webhooks_common.topics import Topics
-from webhooks_common.wire import AttemptRecord, DeadLetter, WebhookCommand, encode
+from webhooks_common.wire import AttemptRecord, DeadLetter, disable_command, encode
 
 log = logging.getLogger(__name__)
 
-decode_attempt = json_decoder(AttemptRecord, "attempt record")
-decode_dead = json_decoder(DeadLetter, "dead letter")
 REQUESTED_BY = "history"
 
 
@@ -69,25 +58,17 @@ def outcome_for(exc: BaseException) -> Outcome:
     return default_outcome(exc)
 
 
-class WriterMetrics:
+class WriterMetrics(OwnMetrics):
     def __init__(self) -> None:
-        self.registry = CollectorRegistry()
-        self.records = Counter("history_writer_records", "Records stored", ["kind"], registry=self.registry)
-        self.batch = Histogram(
-            "history_writer_batch_seconds",
-            "Time to store one batch",
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.lag = Gauge(
+        super().__init__()
+        self.records = self.counter("history_writer_records", "Records stored", ["kind"])
+        self.batch = self.seconds("history_writer_batch_seconds", "Time to store one batch")
+        self.lag = self.gauge(
             "history_writer_lag_records",
             "Records on webhooks.attempts and webhooks.dlq not stored yet (assigned partitions)",
-            registry=self.registry,
         )
-        self.auto_disabled = Counter(
-            "history_auto_disable_requests",
-            "Disable commands sent after sustained failure",
-            registry=self.registry,
+        self.auto_disabled = self.counter(
+            "history_auto_disable_requests", "Disable commands sent after sustained failure"
         )
 
 
@@ -203,15 +184,7 @@ class HistoryWriter(BaseHandler[Any]):
         assert streak.failing_since_ms is not None
         since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(streak.failing_since_ms / 1000))
         reason = f"every delivery attempt failed since {since} ({period_ms / 1000:g} s or more)"
-        cmd = WebhookCommand(
-            command_id=uuid.uuid4().hex,
-            action="disable",
-            webhook_id=rec.webhook_id,
-            entity_id=rec.entity_id,
-            reason=reason,
-            requested_by=REQUESTED_BY,
-            at_ms=int(time.time() * 1000),
-        )
+        cmd = disable_command(rec.webhook_id, rec.entity_id, reason, REQUESTED_BY)
         await self.producer.send_and_wait(self.topics.commands, encode(cmd), key=rec.webhook_id.encode())
         self.metrics.auto_disabled.inc()
         log.warning("asked to disable webhook %s: %s", rec.webhook_id, reason)
@@ -306,7 +279,7 @@ class WriterProcess:
         registry = self.writer.metrics.registry
 
         async def metrics(_r: web.Request) -> web.Response:
-            return web.Response(body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST})
+            return metrics_response(registry)
 
         app.router.add_get("/metrics", metrics)
         add_health_routes(app, {"consumer": lambda: self.writer.ready})
