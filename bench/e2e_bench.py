@@ -654,6 +654,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             sc["baseline_latency"]["commit"] = args.baseline
             if want("throughput"):
                 sc["baseline_throughput"] = await drain(b, "basetput", args.events, extra_env=base_env)
+        for spec in args.variant or []:
+            # the same latency (and throughput) runs with some settings changed: NAME:KEY=VALUE,KEY=VALUE
+            vname, _, assignments = spec.partition(":")
+            venv = dict(kv.split("=", 1) for kv in assignments.split(",") if kv)
+            sc[f"variant_{vname}_latency"] = await latency(
+                b, [100, 500, 1000], args.seconds, 0, name=vname, extra_env=venv, idle_s=args.idle
+            )
+            if want("throughput"):
+                sc[f"variant_{vname}_throughput"] = await drain(b, vname, args.events, extra_env=venv)
         if want("isolation"):
             # 1.5x the backlog of (2): the dead URLs get more tasks than their lanes can queue
             # (10 x (500 queued + 8 in flight)), as they do within ~30 s of sustained saturation
@@ -756,6 +765,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0, help="seconds per latency rate and for the ceiling")
     ap.add_argument("--fanouts", type=int, default=3, help="fan-out events (each to 1,000 webhooks)")
     ap.add_argument("--profile-seconds", type=float, default=10.0)
+    ap.add_argument(
+        "--variant",
+        action="append",
+        help="NAME:KEY=VALUE,...: also run latency (and throughput) with these settings (repeatable)",
+    )
     ap.add_argument("--profile-at", type=int, help="py-spy the services during this latency rate (events/s)")
     ap.add_argument("--idle", type=float, default=10.0, help="seconds of idle CPU measured before the rates")
     ap.add_argument(
