@@ -198,6 +198,8 @@ def build_kafka() -> None:
 
 
 def kafka_properties(port: int, controller_port: int) -> str:
+    # metadata.max.idle.interval.ms: the KRaft controller appends a no-op record this often to show it is
+    # alive (default 500 ms); every 5 s instead took an idle broker from 0.031 to 0.017-0.018 of a core.
     return f"""\
 process.roles=broker,controller
 node.id=1
@@ -219,6 +221,7 @@ auto.create.topics.enable=false
 group.initial.rebalance.delay.ms=0
 log.retention.hours=24
 log.cleaner.backoff.ms=1000
+metadata.max.idle.interval.ms=5000
 num.network.threads=2
 num.io.threads=4
 """
