@@ -34,6 +34,7 @@ import random
 import sys
 import time
 import urllib.request
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ from e2e_bench import HOOKS, Bench, cost, drain, lat_summary, log, machine_info,
 from pymongo import AsyncMongoClient
 
 from webhooks_common.tokens import mint_token
+from webhooks_common.topics import topic_specs
 from webhooks_devtools.procs import LineReady
 from webhooks_devtools.services import readyz
 
@@ -151,9 +153,10 @@ class HistoryStack(Stack):
         await consumer.start()
         try:
             tps = [
-                TopicPartition(t, p)
-                for t in (self.topics.attempts, self.topics.dlq)
-                for p in (consumer.partitions_for_topic(t) or set())
+                TopicPartition(spec.name, p)
+                for spec in topic_specs(self.topics)
+                if spec.name in (self.topics.attempts, self.topics.dlq)
+                for p in range(spec.partitions)
             ]
             while True:
                 ends = await consumer.end_offsets(tps) if tps else {}
@@ -401,11 +404,14 @@ async def replay(b: HistoryBench, args: argparse.Namespace) -> dict[str, Any]:
             # the router reads the backlog too (to no one): live events flow once it is through
             await warm_up(b, w, entities, 200, expected_fraction=1.0, within=180)
             out["router_through_backlog_s"] = round(time.monotonic() - t, 1)
-            out["before"], _ = await paced_window(b, stack, w, entities, args.rate, args.seconds)
-            log(
-                f"replay: before the job @{args.rate}/s: "
-                f"p50 {out['before']['p50_ms']} p99 {out['before']['p99_ms']} ms"
-            )
+            # two windows without a job: the first still carries start-up (the writer joining, the
+            # router's last backlog batches: p99 of seconds in a trial), the second is the baseline
+            for name in ("before_settle", "before"):
+                out[name], _ = await paced_window(b, stack, w, entities, args.rate, args.seconds)
+                log(
+                    f"replay: {name} @{args.rate}/s: p50 {out[name]['p50_ms']} p99 {out[name]['p99_ms']} ms "
+                    f"(others' load {out[name]['cost']['others_cores']} cores)"
+                )
 
             api = Api(b.http, stack.api_port, account)
             body = {
@@ -453,7 +459,8 @@ async def replay(b: HistoryBench, args: argparse.Namespace) -> dict[str, Any]:
                 during.append(win)
                 log(
                     f"replay: during the job @{args.rate}/s: p50 {win['p50_ms']} p99 {win['p99_ms']} ms "
-                    f"(job: {progress[-1] if progress else '?'})"
+                    f"(others' load {win['cost']['others_cores']} cores; "
+                    f"job: {progress[-1] if progress else '?'})"
                 )
                 await asyncio.sleep(args.gap)
             final = await poller
@@ -501,8 +508,8 @@ async def api_latency(api: Api, hook_id: str, n: int) -> dict[str, Any]:
         assert status == 200, page
         out["list"].append(ms)
         ids.extend(i["eventId"] for i in page["items"])
-        if page.get("cursor"):
-            _, _, ms = await api.call("GET", f"/{hook_id}/delivery/list?limit=50&cursor={page['cursor']}")
+        if cursor := page.get("nextCursor"):
+            _, _, ms = await api.call("GET", f"/{hook_id}/delivery/list?limit=50&cursor={cursor}")
             out["list_next_page"].append(ms)
         _, _, ms = await api.call("GET", f"/{hook_id}/delivery/list?limit=50&status=succeeded")
         out["list_status"].append(ms)
@@ -510,6 +517,185 @@ async def api_latency(api: Api, hook_id: str, n: int) -> dict[str, Any]:
             _, _, ms = await api.call("GET", f"/{hook_id}/delivery/{rng.choice(ids)}")
             out["detail"].append(ms)
     return {k: lat_summary(v) for k, v in out.items()}
+
+
+# --- store: the store goal on the layout the writer ships, through the API ----------------------------
+
+
+def webhook_doc(wid: str, entity: str, encrypted: str) -> dict[str, Any]:
+    """A webhook as the registry stores it, already published (registry_bench's seed)."""
+    now = datetime.now(UTC)
+    return {
+        "_id": wid,
+        "entity_id": entity,
+        "entity_name": "Bench",
+        "name": wid,
+        "enabled": True,
+        "event_url": f"https://hooks.example.com/{wid}",
+        "event_list": ["booking.*"],
+        "user_identifier": "bench",
+        "created_at": now,
+        "updated_at": now,
+        "changed_at_ms": int(now.timestamp() * 1000),
+        "version": 1,
+        "published_version": 1,
+        "pending": False,
+        "deleted": False,
+        "secrets": [{"encrypted": encrypted, "created_at": now, "expires_at": None}],
+    }
+
+
+OUTCOMES = ["success"] * 8 + ["retry", "dead"]  # 80% succeeded, 10% failed, 10% dead
+
+
+def history_docs(
+    wid: str, entity: str, at_ms: int, rng: random.Random
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One delivery and its attempt, built by the writer's own functions (registry.history.model)."""
+    from registry.history import model
+    from webhooks_common.wire import AttemptRecord
+
+    outcome = rng.choice(OUTCOMES)
+    ev = uuid.uuid4().hex
+    rec = AttemptRecord(
+        task_id=f"{ev}:{wid}",
+        event_id=ev,
+        event_type="booking.create",
+        webhook_id=wid,
+        entity_id=entity,
+        url=f"https://hooks.example.com/{wid}",
+        attempt=1,
+        outcome=outcome,
+        status=204 if outcome == "success" else 500,
+        duration_ms=12.5,
+        response_snippet=None if outcome == "success" else "boom",
+        at_ms=at_ms,
+        body='{"id":"' + ev + '","type":"booking.create","data":{"pad":"' + "p" * 400 + '"}}',
+    )
+    delivery = {"_id": model.delivery_id(wid, ev), **model.merge_delivery(None, [rec])}
+    return delivery, model.attempt_doc(rec)
+
+
+async def store_goal(b: HistoryBench, args: argparse.Namespace) -> dict[str, Any]:
+    """Prefill --store-records deliveries (and their attempts) over --store-webhooks webhooks and
+    --store-days days, in the writer's layout and indexes; then for --store-seconds together: an inserter
+    adding --store-rate deliveries/s (insert_many of deliveries + attempts, batches of 300: the store's
+    part of the writer's work) and --store-clients API clients reading list pages (limit 50, newest first;
+    half unfiltered, a quarter each status=failed / status=succeeded) and delivery details."""
+    from cryptography.fernet import Fernet
+
+    from registry.history.store import HistoryStore
+
+    prefix = f"{b.run_id}-store-"
+    b.registry = True
+    stack = b.stack("store", [], routers=0, deliverers=0)
+    b.registry = False
+    assert isinstance(stack, HistoryStack)
+    await stack.prepare()
+    rng = random.Random(11)
+    hooks = [(f"{prefix}wh{i}", f"{prefix}e{i % 100}") for i in range(args.store_webhooks)]
+    encrypted = Fernet(b.key.encode()).encrypt(b"whsec_bench").decode()
+    store = HistoryStore(stack.mongo_url, stack.database)
+    out: dict[str, Any] = {
+        "records": args.store_records,
+        "webhooks": args.store_webhooks,
+        "days": args.store_days,
+        "rate_asked": args.store_rate,
+        "clients": args.store_clients,
+    }
+    try:
+        await store.ensure_indexes()
+        await store.client[stack.database]["webhooks"].insert_many(
+            [webhook_doc(w, e, encrypted) for w, e in hooks]
+        )
+        now_ms = int(time.time() * 1000)
+        span = args.store_days * 86_400_000
+        t = time.perf_counter()
+        hours: set[tuple[str, str]] = set()
+        done = 0
+        while done < args.store_records:
+            n = min(2000, args.store_records - done)
+            pairs = []
+            for _ in range(n):
+                w, e = hooks[rng.randrange(len(hooks))]
+                pairs.append(history_docs(w, e, now_ms - 60_000 - rng.randrange(span), rng))
+            await store.deliveries.insert_many([p[0] for p in pairs], ordered=False)
+            await store.attempts.insert_many([p[1] for p in pairs], ordered=False)
+            hours |= {(p[0]["webhook_id"], p[0]["hour"]) for p in pairs}
+            done += n
+        await store.hours.insert_many([{"_id": f"{w}:{h}", "webhook_id": w, "hour": h} for w, h in hours])
+        out["prefill_s"] = round(time.perf_counter() - t, 1)
+        out["hour_buckets"] = len(hours)
+        log(f"store: prefilled {done:,} deliveries + attempts, {len(hours):,} hours in {out['prefill_s']} s")
+        await stack.start()
+        assert b.http is not None
+        apis = {e: Api(b.http, stack.api_port, e) for _, e in hooks}
+        lat: dict[str, list[float]] = {"list": [], "list_failed": [], "list_succeeded": [], "detail": []}
+        errors = 0
+        written = 0
+        worst_lag = 0.0
+        stop = time.perf_counter() + args.store_seconds
+        c0 = b.cpu(stack)
+
+        async def client(k: int) -> None:
+            nonlocal errors
+            qrng = random.Random(k)
+            while time.perf_counter() < stop:
+                w, e = hooks[qrng.randrange(len(hooks))]
+                kind = qrng.choice(["list", "list", "list_failed", "list_succeeded"])
+                query = {"list": "", "list_failed": "&status=failed", "list_succeeded": "&status=succeeded"}
+                status, page, ms = await apis[e].call("GET", f"/{w}/delivery/list?limit=50{query[kind]}")
+                lat[kind].append(ms)
+                errors += status != 200
+                if status == 200 and page["items"]:
+                    ev = qrng.choice(page["items"])["eventId"]
+                    status, _, ms = await apis[e].call("GET", f"/{w}/delivery/{ev}")
+                    lat["detail"].append(ms)
+                    errors += status != 200
+
+        async def inserter() -> None:
+            nonlocal written, worst_lag
+            wrng = random.Random(3)
+            start = time.perf_counter()
+            while time.perf_counter() < stop:
+                lag = time.perf_counter() - (start + written / args.store_rate)
+                worst_lag = max(worst_lag, lag)
+                if lag < 0:
+                    await asyncio.sleep(-lag)
+                pairs = []
+                for _ in range(300):
+                    w, e = hooks[wrng.randrange(len(hooks))]
+                    pairs.append(history_docs(w, e, int(time.time() * 1000), wrng))
+                await store.deliveries.insert_many([p[0] for p in pairs], ordered=False)
+                await store.attempts.insert_many([p[1] for p in pairs], ordered=False)
+                new_hours = {(p[0]["webhook_id"], p[0]["hour"]) for p in pairs} - hours
+                hours.update(new_hours)
+                if new_hours:
+                    await store.hours.insert_many(
+                        [{"_id": f"{w}:{h}", "webhook_id": w, "hour": h} for w, h in new_hours], ordered=False
+                    )
+                written += 300
+
+        started = time.perf_counter()
+        await asyncio.gather(inserter(), *(client(k) for k in range(args.store_clients)))
+        elapsed = time.perf_counter() - started
+        c1 = b.cpu(stack)
+        out["writer_rate"] = round(written / elapsed, 1)
+        out["writer_worst_lag_ms"] = round(worst_lag * 1000)
+        out["errors"] = errors
+        out["latency"] = {k: lat_summary(v) for k, v in lat.items()}
+        requests = sum(len(v) for v in lat.values())
+        out["requests_per_s"] = round(requests / elapsed, 1)
+        out["cost"] = cost(c0, c1, requests)
+        log(
+            f"store: inserter {out['writer_rate']}/s of {args.store_rate}; "
+            + "; ".join(f"{k} p50 {v['p50_ms']} p99 {v['p99_ms']} ms" for k, v in out["latency"].items())
+        )
+    finally:
+        await store.close()
+        await stack.stop()
+        await stack.drop_topics()
+    return out
 
 
 # --- run --------------------------------------------------------------------------------------------
@@ -534,6 +720,9 @@ async def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
             save(results, out)
         if "replay" in only:
             results["replay"] = await replay(b, args)
+            save(results, out)
+        if "store" in only:
+            results["store"] = await store_goal(b, args)
     results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     results["loadavg_at_end"] = [f"{x:.2f}" for x in os.getloadavg()]
     return results
@@ -543,7 +732,7 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default="ab,replay", help="scenarios, comma-separated: ab, replay")
+    ap.add_argument("--only", default="ab,replay", help="scenarios, comma-separated: ab, replay, store")
     ap.add_argument("--events", type=int, default=40000, help="backlog of each throughput run")
     ap.add_argument("--rounds", type=int, default=2, help="A/B rounds (each: without, then with the writer)")
     ap.add_argument("--replay-events", type=int, default=100000, help="events the replay job sends")
@@ -553,6 +742,12 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="length of one latency window")
     ap.add_argument("--gap", type=float, default=0.0, help="pause between latency windows during the job")
     ap.add_argument("--api-requests", type=int, default=100, help="rounds of list/detail requests")
+    ap.add_argument("--store-records", type=int, default=1_000_000, help="store: deliveries prefilled")
+    ap.add_argument("--store-webhooks", type=int, default=1000, help="store: webhooks they belong to")
+    ap.add_argument("--store-days", type=int, default=7, help="store: days they spread over")
+    ap.add_argument("--store-rate", type=int, default=3000, help="store: deliveries/s inserted meanwhile")
+    ap.add_argument("--store-seconds", type=float, default=30.0, help="store: length of the query phase")
+    ap.add_argument("--store-clients", type=int, default=10, help="store: API clients")
     ap.add_argument("--mongo", default="127.0.0.1:27017", help="host:port of the MongoDB-protocol store")
     ap.add_argument("--out", type=Path, help="results JSON (default bench/results/<date>-history.json)")
     args = ap.parse_args()
