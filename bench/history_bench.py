@@ -1,7 +1,8 @@
 """Delivery-history benchmarks (issue 14): what the history writer and its jobs cost the delivery path.
 
     INFRA_DIR=/work/main/.infra .tools/bin/uv run --frozen python bench/history_bench.py \
-        [--events 40000] [--rounds 2] [--replay-events 100000] [--job-rate 1000] [--only ab,replay]
+        [--events 40000] [--rounds 2] [--replay-events 100000] [--job-rate 1000] [--replay-max-s 300]
+        [--store-records 1000000] [--store-rate 3000] [--only ab,replay,store]
 
 Scenarios (loopback only, each bounded and self-stopping; the services run as deployed, `python -m ...`):
   ab      e2e_bench's throughput scenario (backlog of --events on wink.events, 100 webhooks on 100 URLs,
@@ -16,8 +17,12 @@ Scenarios (loopback only, each bounded and self-stopping; the services run as de
           a paced --rate events/s latency load on 100 other webhooks (produce -> arrival), first without a
           job, then while a replay job (POST .../replay through the API, at --job-rate tasks/s, the
           REGISTRY_HISTORY_JOB_RATE setting) sends the backlog to the new webhook (its own receiver
-          process), then after it. Reports p50/p99 per phase, the job's rate and progress, and the history
-          API's list and detail latencies over the deliveries it stored.
+          process), then after it (when it ended within --replay-max-s). Reports p50/p99 per phase, the
+          job's rate and progress, and the history API's list and detail latencies over what it stored.
+  store   the store goal (issue 13) on the layout the writer ships, through the registry API:
+          --store-records deliveries and their attempts (built by registry.history.model) prefilled over
+          --store-webhooks webhooks and --store-days days, then --store-clients clients reading list pages
+          and details while an inserter adds --store-rate deliveries/s. Only when named in --only.
 
 Writes bench/results/<date>-history.json; the figures go into bench/RESULTS.md by hand (the reading needs
 the machine's load, which the JSON carries per window as `others_cores`).
