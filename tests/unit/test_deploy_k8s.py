@@ -275,7 +275,7 @@ def test_every_object_matches_the_kubernetes_schema(rendered: list[Obj], version
 
 def test_expected_objects_are_there(rendered: list[Obj]) -> None:
     kinds = {(o["kind"], o["metadata"]["name"]) for o in rendered}
-    for name in ("registry", "router", "deliverer"):
+    for name in ("registry", "router", "deliverer", "history"):
         assert ("Deployment", name) in kinds
         assert ("PodDisruptionBudget", name) in kinds
     assert ("Service", "registry") in kinds
