@@ -17,6 +17,10 @@ Scenarios (loopback only, every one bounded and self-stopping):
   uvloop      the throughput run with the deliverer on uvloop's event loop (measured, not adopted)
   profile     py-spy on the router and the deliverer during a throughput run: hottest functions
 
+Options for A/B in one run (issue 16): `--baseline REV` also runs latency (and throughput) on the router and
+deliverer of another commit; `--variant NAME:KEY=VALUE,...` the same with settings changed; `--idle S`
+measures each process's CPU with no traffic after the warm-up; `--profile-at RATE` runs py-spy at that rate.
+
 Writes bench/results/<date>.json and the figures block at the top of bench/RESULTS.md.
 """
 
