@@ -76,6 +76,14 @@ class RegistrySettings(CommonSettings):
         100, gt=0, description="Most delivery tasks per second a recover or replay job writes."
     )
     history_job_poll_s: float = Field(1.0, gt=0, description="How often the history process looks for jobs.")
+    history_nice: int = Field(
+        10,
+        ge=0,
+        le=19,
+        description="Niceness the history process gives itself at start (os.nice). On cores shared with the "
+        "router and deliverer it then takes CPU only when delivery leaves some: it lags instead (its lag is "
+        "the history_writer_lag_records metric) and catches up. 0: the same priority as delivery.",
+    )
     jwt_secret: str | None = Field(
         None,
         validation_alias=AliasChoices("AUTH_JWT_SECRET", "jwt_secret"),

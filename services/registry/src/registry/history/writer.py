@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sys
 import time
 from collections import defaultdict
@@ -306,6 +307,9 @@ class WriterProcess:
 async def serve_forever(settings: RegistrySettings) -> None:
     import signal
 
+    if settings.history_nice:
+        # the history must never slow delivery: where they share cores, the scheduler favours delivery
+        os.nice(settings.history_nice)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
