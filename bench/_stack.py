@@ -34,6 +34,9 @@ DELIVERER_VARIANTS = {
 
 
 class Stack:
+    # settings of the services started here: never inherited from the shell that runs the bench
+    settings_prefixes: tuple[str, ...] = ("ROUTER_", "DELIVERER_")
+
     def __init__(
         self,
         *,
@@ -65,7 +68,9 @@ class Stack:
         await write_configs(self.kafka, self.topics, self.hooks, self.secrets_key)
 
     def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("ROUTER_", "DELIVERER_"))}
+        """The parent's environment without its settings for our services, then the stack's, then
+        `extra_env` (a scenario's settings win)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith(self.settings_prefixes)}
         env.update(
             {
                 "KAFKA_BOOTSTRAP_SERVERS": self.kafka,
@@ -76,8 +81,13 @@ class Stack:
                 "LOG_LEVEL": "INFO",
             }
         )
+        env.update(self._services_env())
         env.update(self.extra_env)
         return env
+
+    def _services_env(self) -> dict[str, str]:
+        """What the services a subclass adds need (their ports, their store)."""
+        return {}
 
     async def start(self, within: float = 90.0) -> None:
         """Start every process, then wait until each is ready (webhooks_devtools.services)."""

@@ -52,6 +52,7 @@ from _stack import Stack
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from e2e_bench import HOOKS, Bench, cost, drain, lat_summary, log, machine_info, wait_until, warm_up
 from pymongo import AsyncMongoClient
+from registry_bench import create_body, store_pids, webhook_doc  # bench/ is the script's folder
 
 from webhooks_common.tokens import mint_token
 from webhooks_common.topics import topic_specs
@@ -59,26 +60,7 @@ from webhooks_devtools.procs import LineReady
 from webhooks_devtools.services import readyz
 
 ROOT = Path(__file__).resolve().parent.parent
-INFRA = Path(os.environ.get("INFRA_DIR", ROOT / ".infra"))
 JWT = "history-bench-secret-0123456789abcdef"
-
-
-def store_pids() -> dict[str, list[int]]:
-    """FerretDB's pid and PostgreSQL's (postmaster and backends), from tools/infra.py's pid files."""
-    out: dict[str, list[int]] = {}
-    for name in ("ferretdb", "postgres"):
-        try:
-            pid = int((INFRA / "run" / f"{name}.pid").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            continue
-        kids = []
-        for stat in Path("/proc").glob("[0-9]*/stat"):
-            with contextlib.suppress(OSError, ValueError):
-                raw = stat.read_text()
-                if int(raw[raw.rindex(")") + 2 :].split()[1]) == pid:
-                    kids.append(int(stat.parent.name))
-        out[name] = [pid, *kids]
-    return out
 
 
 def metric(text: str, name: str) -> float:
@@ -101,6 +83,8 @@ def http_text(url: str) -> str:
 class HistoryStack(Stack):
     """e2e_bench's stack, plus the history writer (and the registry API) on a database of its own."""
 
+    settings_prefixes = (*Stack.settings_prefixes, "REGISTRY_")
+
     def __init__(
         self, *, history: bool, registry: bool = False, mongo: str, catch_up_s: float = 120, **kw: Any
     ) -> None:
@@ -118,22 +102,17 @@ class HistoryStack(Stack):
         self.delivered_at: float | None = None
         self.caught_up_at: float | None = None
 
-    def _env(self) -> dict[str, str]:
-        env = {k: v for k, v in super()._env().items() if not k.startswith("REGISTRY_")}
-        env.update(
-            {
-                "MONGO_URL": self.mongo_url,
-                "AUTH_JWT_SECRET": JWT,
-                "REGISTRY_HISTORY_HOST": "127.0.0.1",
-                "REGISTRY_HISTORY_PORT": str(self.writer_port),
-                "REGISTRY_HOST": "127.0.0.1",
-                "REGISTRY_PORT": str(self.api_port),
-                "REGISTRY_ALLOW_HTTP": "true",
-                "REGISTRY_COMMANDS_ENABLED": "false",
-            }
-        )
-        env.update(self.extra_env)
-        return env
+    def _services_env(self) -> dict[str, str]:
+        return {
+            "MONGO_URL": self.mongo_url,
+            "AUTH_JWT_SECRET": JWT,
+            "REGISTRY_HISTORY_HOST": "127.0.0.1",
+            "REGISTRY_HISTORY_PORT": str(self.writer_port),
+            "REGISTRY_HOST": "127.0.0.1",
+            "REGISTRY_PORT": str(self.api_port),
+            "REGISTRY_ALLOW_HTTP": "true",
+            "REGISTRY_COMMANDS_ENABLED": "false",
+        }
 
     async def start(self, within: float = 90.0) -> None:
         env = self._env()
@@ -419,13 +398,9 @@ async def replay(b: HistoryBench, args: argparse.Namespace) -> dict[str, Any]:
                 )
 
             api = Api(b.http, stack.api_port, account)
-            body = {
-                "name": "replay bench",
-                "entity": {"identifier": account, "name": "Bench"},
-                "enabled": True,
-                "eventList": ["booking.*"],
-                "eventUrl": f"http://127.0.0.1:{rx_ports[0]}/replay",
-            }
+            body = create_body(
+                "replay bench", account, f"http://127.0.0.1:{rx_ports[0]}/replay", ["booking.*"]
+            )
             status, hook, _ = await api.call("POST", "", body)
             assert status == 201, hook
             await asyncio.sleep(2)  # the config reaches the deliverer's view (it signs with its secret)
@@ -527,29 +502,6 @@ async def api_latency(api: Api, hook_id: str, n: int) -> dict[str, Any]:
 # --- store: the store goal on the layout the writer ships, through the API ----------------------------
 
 
-def webhook_doc(wid: str, entity: str, encrypted: str) -> dict[str, Any]:
-    """A webhook as the registry stores it, already published (registry_bench's seed)."""
-    now = datetime.now(UTC)
-    return {
-        "_id": wid,
-        "entity_id": entity,
-        "entity_name": "Bench",
-        "name": wid,
-        "enabled": True,
-        "event_url": f"https://hooks.example.com/{wid}",
-        "event_list": ["booking.*"],
-        "user_identifier": "bench",
-        "created_at": now,
-        "updated_at": now,
-        "changed_at_ms": int(now.timestamp() * 1000),
-        "version": 1,
-        "published_version": 1,
-        "pending": False,
-        "deleted": False,
-        "secrets": [{"encrypted": encrypted, "created_at": now, "expires_at": None}],
-    }
-
-
 OUTCOMES = ["success"] * 8 + ["retry", "dead"]  # 80% succeeded, 10% failed, 10% dead
 
 
@@ -610,8 +562,20 @@ async def store_goal(b: HistoryBench, args: argparse.Namespace) -> dict[str, Any
     }
     try:
         await store.ensure_indexes()
+        now = datetime.now(UTC)
         await store.client[stack.database]["webhooks"].insert_many(
-            [webhook_doc(w, e, encrypted) for w, e in hooks]
+            [
+                webhook_doc(
+                    w,
+                    e,
+                    encrypted,
+                    name=w,
+                    url=f"https://hooks.example.com/{w}",
+                    event_list=["booking.*"],
+                    now=now,
+                )
+                for w, e in hooks
+            ]
         )
         now_ms = int(time.time() * 1000)
         span = args.store_days * 86_400_000

@@ -83,33 +83,56 @@ def cpu_by_pid(pids: list[int]) -> dict[int, float]:
     return {p: c for p in pids if (c := cpu_seconds(p)) is not None}
 
 
+def webhook_doc(
+    wid: str, entity: str, encrypted: str, *, name: str, url: str, event_list: list[str], now: datetime
+) -> dict[str, Any]:
+    """A webhook document as the registry stores it, version 1 and already published."""
+    return {
+        "_id": wid,
+        "entity_id": entity,
+        "entity_name": "Bench",
+        "name": name,
+        "enabled": True,
+        "event_url": url,
+        "event_list": event_list,
+        "user_identifier": "bench",
+        "created_at": now,
+        "updated_at": now,
+        "changed_at_ms": int(now.timestamp() * 1000),
+        "version": 1,
+        "published_version": 1,
+        "pending": False,
+        "deleted": False,
+        "secrets": [{"encrypted": encrypted, "created_at": now, "expires_at": None}],
+    }
+
+
+def create_body(name: str, entity: str, url: str, event_list: list[str]) -> dict[str, Any]:
+    """The body of `POST .../webhook` for an enabled webhook."""
+    return {
+        "name": name,
+        "entity": {"identifier": entity, "name": "Bench"},
+        "enabled": True,
+        "eventList": event_list,
+        "eventUrl": url,
+    }
+
+
 def seed_docs(entities: list[str], per_entity: int, encrypted: str) -> list[dict[str, Any]]:
-    """Webhook documents as the registry stores them, version 1 and already published."""
     now = datetime.now(UTC)
-    docs = []
-    for e in entities:
-        for i in range(per_entity):
-            docs.append(
-                {
-                    "_id": str(uuid.uuid4()),
-                    "entity_id": e,
-                    "entity_name": "Bench",
-                    "name": f"seed {i}",
-                    "enabled": True,
-                    "event_url": f"https://hooks.example.com/{e}/{i}",
-                    "event_list": ["booking.created"],
-                    "user_identifier": "bench",
-                    "created_at": now,
-                    "updated_at": now,
-                    "changed_at_ms": int(now.timestamp() * 1000),
-                    "version": 1,
-                    "published_version": 1,
-                    "pending": False,
-                    "deleted": False,
-                    "secrets": [{"encrypted": encrypted, "created_at": now, "expires_at": None}],
-                }
-            )
-    return docs
+    return [
+        webhook_doc(
+            str(uuid.uuid4()),
+            e,
+            encrypted,
+            name=f"seed {i}",
+            url=f"https://hooks.example.com/{e}/{i}",
+            event_list=["booking.created"],
+            now=now,
+        )
+        for e in entities
+        for i in range(per_entity)
+    ]
 
 
 async def main() -> None:
@@ -206,13 +229,9 @@ async def main() -> None:
                     await r.read()
                     return r.status == 200
             if op == "create":
-                body = {
-                    "name": "bench",
-                    "entity": {"identifier": entity, "name": "Bench"},
-                    "enabled": True,
-                    "eventList": ["booking.created"],
-                    "eventUrl": f"https://hooks.example.com/{entity}/new",
-                }
+                body = create_body(
+                    "bench", entity, f"https://hooks.example.com/{entity}/new", ["booking.created"]
+                )
                 async with s.post(root, json=body, headers=h) as r:
                     created = await r.json() if r.status == 201 else None
                 if created:

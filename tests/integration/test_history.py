@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from pymongo import monitoring
 
 from deliverer.app import Deliverer
-from registry.history.jobs import JobRunner, new_job
+from registry.history.jobs import JobRunner, new_job, render_body, requested_delivery
 from registry.history.send import TaskSender
 from registry.history.store import HistoryStore
 from registry.history.writer import HistoryWriter, WriterProcess
@@ -35,7 +35,7 @@ from tests.support.kafka import read_topic
 from tests.support.receiver import Received, Receiver, Reply
 from webhooks_cli.main import cli
 from webhooks_common.kafka import make_producer, started
-from webhooks_common.models import DeliveryTask
+from webhooks_common.models import DeliveryTask, InputEvent
 from webhooks_common.topics import Topics
 from webhooks_common.wire import AttemptRecord
 
@@ -512,14 +512,17 @@ async def test_a_job_whose_runner_died_resumes_after_what_it_had_done(
 
 
 class UpdateSizes(monitoring.CommandListener):
-    """The number of statements of every `update` command sent."""
+    """The number of statements of every `update` command sent (and of every `insert`, in `inserts`)."""
 
     def __init__(self) -> None:
         self.sizes: list[int] = []
+        self.inserts: list[int] = []
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if event.command_name == "update":
             self.sizes.append(len(event.command.get("updates", [])))
+        elif event.command_name == "insert":
+            self.inserts.append(len(event.command.get("documents", [])))
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
         pass
@@ -550,3 +553,138 @@ async def test_the_writer_never_sends_a_bulk_update_which_freezes_ferretdb(
         assert sizes.sizes and max(sizes.sizes) == 1, sizes.sizes
     finally:
         await store.close()
+
+
+@dataclass
+class JobKit:
+    """A job runner on the real store and Kafka, for a webhook that takes every booking event of `entity`."""
+
+    store: HistoryStore
+    writer: HistoryWriter
+    runner: JobRunner
+    webhook: dict[str, Any]
+    sizes: UpdateSizes
+    kafka: str
+    topics: Topics
+
+    async def publish(self, events: list[tuple[str, bytes]]) -> None:
+        async with started(make_producer(self.kafka)) as producer:
+            acks = [await producer.send(self.topics.wink_events, value, key=b"k") for _, value in events]
+            await asyncio.gather(*acks)
+
+    async def sent(self) -> list[DeliveryTask]:
+        """Every task on webhooks.deliveries (all there: the job waited for each one's ack)."""
+        recs = await read_topic(self.kafka, self.topics.deliveries, idle=2.0, timeout=15)
+        return [DeliveryTask.from_bytes(r.value) for r in recs]
+
+
+@pytest.fixture
+async def job_kit(
+    make_settings: Callable[..., RegistrySettings], servers: Servers, topics: Topics
+) -> AsyncIterator[Callable[[float], JobKit]]:
+    settings = make_settings(history_auto_disable_after_s=0)
+    sizes = UpdateSizes()
+    store = HistoryStore(settings.mongo_url, settings.database, listeners=[sizes])
+    await store.ensure_indexes()
+    sender = TaskSender(servers.kafka, topics.deliveries)
+    entity = f"ent-{uuid.uuid4().hex[:8]}"
+    webhook = {
+        "_id": f"w-{uuid.uuid4().hex[:8]}",
+        "entity_id": entity,
+        "enabled": True,
+        "version": 2,
+        "event_url": "https://x.example/h",
+        "event_list": ["booking.*"],
+    }
+
+    async def get_webhook(ent: str, wid: str) -> dict[str, Any] | None:
+        return webhook if (ent, wid) == (entity, webhook["_id"]) else None
+
+    def kit(rate: float) -> JobKit:
+        runner = JobRunner(store, sender, get_webhook, topics, servers.kafka, rate=rate)
+        writer = HistoryWriter(settings, store, cast(Any, None))
+        return JobKit(store, writer, runner, webhook, sizes, servers.kafka, topics)
+
+    try:
+        yield kit
+    finally:
+        await sender.close()
+        await store.close()
+
+
+async def test_a_replay_runs_at_its_rate_in_chunks_and_sends_nothing_twice(
+    job_kit: Callable[[float], JobKit],
+) -> None:
+    """800 events replayed at a rate of 1,000/s end within seconds: a chunk at a time (one round of lookups,
+    a few small inserts, its tasks produced together, one saved progress). Sent one by one, each waiting for
+    its writes and its ack, they went at some 20 to 100/s. Nothing twice, and no write command near the
+    size that freezes FerretDB."""
+    kit = job_kit(1000)
+    wid, entity = kit.webhook["_id"], kit.webhook["entity_id"]
+    since = int(time.time() * 1000) - 1000
+    events = [input_event(entity) for _ in range(800)]
+    await kit.publish(events + [input_event("someone-else") for _ in range(50)])
+    now = int(time.time() * 1000)
+    delivered = [attempt(wid, entity, ev, 1, now, "success", 200) for ev, _ in events[:40]]
+    died = [attempt(wid, entity, ev, 1, now, "dead", 500) for ev, _ in events[40:50]]
+    await kit.writer.store_batch(delivered + died, [])
+    job = new_job("fast", "replay", kit.webhook, since, now + 1, now)
+    assert await kit.store.create_job(job) is None
+    kit.sizes.sizes.clear()
+    kit.sizes.inserts.clear()  # the job's writes from here
+
+    started_at = time.monotonic()
+    await kit.runner.run_due()
+    took = time.monotonic() - started_at
+
+    done = await kit.store.job(wid, "fast")
+    assert done is not None and done["state"] == "succeeded", done
+    assert done["counts"] == {"considered": 800, "sent": 760, "skipped": 40}
+    assert 0.5 <= took < 5.0, f"{took:.1f} s: {760 / took:.0f} tasks/s"  # paced, yet far above 20/s
+    tasks = await kit.sent()
+    assert sorted(t.event_id for t in tasks) == sorted(ev for ev, _ in events[40:])  # each once
+    assert all((t.task_id, t.webhook_version) == (f"{t.event_id}:{wid}", 2) for t in tasks)
+    assert max(kit.sizes.sizes) == 1 and max(kit.sizes.inserts) <= 25, (kit.sizes.sizes, kit.sizes.inserts)
+    # asked for, pending until the deliverer's attempts arrive: a second replay sends nothing
+    again = new_job("again", "replay", kit.webhook, since, now + 1, now)
+    assert await kit.store.create_job(again) is None
+    await kit.runner.run_due()
+    done = await kit.store.job(wid, "again")
+    assert done is not None and done["counts"] == {"considered": 800, "sent": 0, "skipped": 800}, done
+
+
+async def test_a_resumed_replay_sends_again_only_what_its_unsaved_chunk_marked(
+    job_kit: Callable[[float], JobKit],
+) -> None:
+    """The job's process died in a chunk, after marking e0 and e1 as asked for, before saving its progress
+    (their tasks may or may not be on Kafka). Resumed, it sends them (at worst a second copy, same
+    `webhook-id`), never skips them; what another job asked for, or the webhook got, is not sent."""
+    kit = job_kit(1000)
+    wid, entity = kit.webhook["_id"], kit.webhook["entity_id"]
+    since = int(time.time() * 1000) - 1000
+    events = [input_event(entity) for _ in range(8)]
+    await kit.publish(events)
+    now = int(time.time() * 1000)
+    ids = [ev for ev, _ in events]
+    parsed = [InputEvent.from_bytes(raw) for _, raw in events]
+    job = new_job("died", "replay", kit.webhook, since, now + 1, now - 60_000)
+    job.update(state="running", heartbeat_ms=now - 30_000)
+    assert await kit.store.create_job(job) is None
+    marked = [requested_delivery(kit.webhook, e, render_body(e), now, "died:run1") for e in parsed[:2]]
+    other = requested_delivery(kit.webhook, parsed[2], render_body(parsed[2]), now, "another-job:run1")
+    await kit.store.insert_requested_many([*marked, other])
+    await kit.writer.store_batch(
+        [
+            attempt(wid, entity, ids[3], 1, now, "success", 200),
+            attempt(wid, entity, ids[4], 1, now, "dead", 500),
+        ],
+        [],
+    )
+
+    await kit.runner.run_due()
+
+    done = await kit.store.job(wid, "died")
+    assert done is not None and done["state"] == "succeeded", done
+    assert done["counts"] == {"considered": 8, "sent": 6, "skipped": 2}
+    tasks = await kit.sent()
+    assert sorted(t.event_id for t in tasks) == sorted([ids[0], ids[1], *ids[4:]])

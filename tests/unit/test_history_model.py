@@ -154,3 +154,40 @@ def test_a_dead_letter_for_a_known_delivery_touches_only_its_reason_and_payload(
     fields = model.merge_delivery(known, [], DeadLetter(task=task, reason="gave up", dead_at_ms=T0 + 9))
     # another writer may have added attempts meanwhile: their summary is not overwritten from this read
     assert fields == {"dead_reason": "gave up", "payload": '{"a":1}'}
+
+
+def test_a_replay_sends_what_the_webhook_lacks_and_again_only_what_a_dead_run_of_the_job_marked() -> None:
+    from registry.history.jobs import INSERT, MARK, RESEND, SKIP, replay_action
+
+    run = "job-1:b2"
+
+    def pending(by: str | None) -> dict[str, object]:
+        return {"status": model.PENDING, "requested_by": by}
+
+    assert replay_action(None, run) == INSERT
+    assert replay_action({"status": model.DEAD}, run) == MARK
+    assert replay_action(pending("job-1:a1"), run) == RESEND  # its earlier run died before saving
+    assert replay_action(pending(run), run) == SKIP  # this run sent it already (the log holds it twice)
+    assert replay_action(pending("job-2:a1"), run) == SKIP  # another job asked for it
+    assert replay_action(pending(None), run) == SKIP  # a resend or a live delivery in flight
+    for status in (model.SUCCEEDED, model.FAILED):
+        assert replay_action({"status": status, "requested_by": "job-1:a1"}, run) == SKIP
+
+
+def test_chunks_hold_a_quarter_second_of_the_rate_within_bounds() -> None:
+    from registry.history.jobs import CHUNK_MAX, chunk_size
+
+    assert [chunk_size(r) for r in (0.5, 4, 100, 1000, 100_000)] == [1, 1, 25, CHUNK_MAX, CHUNK_MAX]
+
+
+async def test_the_pacer_lets_a_chunk_go_once_the_previous_ones_fit_the_rate() -> None:
+    import time
+
+    from registry.history.jobs import Pacer
+
+    pacer = Pacer(1000)
+    t = time.monotonic()
+    for _ in range(4):
+        await pacer.wait(50)  # the first at once, then one every 50 ms
+    assert 0.14 <= time.monotonic() - t < 1.0
+    await pacer.wait(0)  # nothing to send: no wait

@@ -7,11 +7,22 @@
   it has not received (no delivery in the history, or only a dead one): events from before it existed or
   while it was disabled. Never a second copy of one delivered, in flight or asked for.
 
-A job sends at most `history_job_rate` tasks/s so live deliveries keep their speed. Its progress (recover: the
-last delivery sent; replay: the next offset of each partition) is saved as it goes, with a heartbeat; a job
-whose process died is resumed from there by the next runner (the one not yet saved may be sent twice, never
-skipped). A job that cannot go on ends `failed` with the reason: never silently half done. One job per
-webhook at a time (a lock document; the API answers 409).
+A job works in chunks (about a quarter of a second of its rate, at most CHUNK_MAX tasks): one round of store
+lookups for the chunk, its deliveries marked as asked for (so a concurrent or later job skips them), its
+tasks produced together and their acks awaited together, then its progress saved (recover: the last delivery
+sent; replay: the next offset of each partition) with a heartbeat. Chunks are paced so that a job writes at
+most `history_job_rate` tasks/s and live deliveries keep their speed.
+
+A job whose process died is resumed from its saved progress by the next runner. Its unsaved chunk may have
+been produced in part or not at all: each delivery a job marks carries the name of the job's run
+(`requested_by`), so the resumed run sends again what an earlier run of the same job marked and is still
+pending (never skipped), and skips what it marked itself. That is the only second copy a job makes: after a
+process death, of at most the one unsaved chunk (and of an event the input log holds twice), only while no
+attempt is recorded for it, each with the same `webhook-id` (the receiver's idempotency key: the deliverer
+does not deduplicate).
+
+A job that cannot go on ends `failed` with the reason: never silently half done. One job per webhook at a
+time (a lock document; the API answers 409).
 """
 
 from __future__ import annotations
@@ -19,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC
 from typing import Any
@@ -40,6 +52,10 @@ log = logging.getLogger(__name__)
 Doc = dict[str, Any]
 QUEUED, RUNNING, SUCCEEDED, FAILED = "queued", "running", "succeeded", "failed"
 STALE_AFTER_MS = 15_000  # a running job without a heartbeat this long lost its runner
+CHUNK_MAX = 200  # tasks in one chunk at most: what a resumed job may send a second time
+CHUNK_S = 0.25  # a chunk holds about this long of the job's rate (small chunks at a low rate)
+READ_MAX = 500  # records of one poll of the input topics
+SAVE_IDLE_S = 1.0  # progress through records for no one is saved this often
 GetWebhook = Callable[[str, str], Awaitable[Doc | None]]
 
 
@@ -53,6 +69,7 @@ def new_job(job_id: str, kind: str, webhook: Doc, since_ms: int, until_ms: int, 
         "until_ms": until_ms,
         "state": QUEUED,
         "counts": {"considered": 0, "sent": 0, "skipped": 0},
+        "run": None,  # `<job id>:<token>` of the runner's run: what it marks as asked for carries it
         "created_ms": now_ms,
         "heartbeat_ms": now_ms,
         "progress": None,
@@ -77,18 +94,69 @@ def render_body(event: InputEvent) -> str:
     ).decode()
 
 
+def chunk_size(rate: float) -> int:
+    return max(1, min(CHUNK_MAX, int(rate * CHUNK_S)))
+
+
+def new_run(job_id: str) -> str:
+    return f"{job_id}:{uuid.uuid4().hex[:12]}"
+
+
+def earlier_run(requested_by: object, run: str) -> bool:
+    """Marked by another run of the same job (one that died: one job per webhook, one runner per job)."""
+    by = str(requested_by or "")
+    return by != run and by.rpartition(":")[0] == run.rpartition(":")[0]
+
+
+INSERT, MARK, RESEND, SKIP = "insert", "mark", "resend", "skip"
+
+
+def replay_action(doc: Doc | None, run: str) -> str:
+    """What a replay run does with an event the webhook matches, given the webhook's delivery of it."""
+    if doc is None:
+        return INSERT  # never sent to this webhook
+    status = doc.get("status")
+    if status == model.DEAD:
+        return MARK  # tried, never received
+    if status == model.PENDING and earlier_run(doc.get("requested_by"), run):
+        return RESEND  # after the saved progress: its run died before its task was surely produced
+    return SKIP  # delivered, in flight, or asked for already (by this run too: an event the log holds twice)
+
+
+def requested_delivery(webhook: Doc, event: InputEvent, body: str, now_ms: int, run: str) -> Doc:
+    """The delivery a replay records as asked for before it sends the task."""
+    return {
+        "_id": model.delivery_id(webhook["_id"], event.id),
+        "webhook_id": webhook["_id"],
+        "entity_id": webhook["entity_id"],
+        "event_id": event.id,
+        "event_type": event.type,
+        "created_ms": now_ms,
+        "hour": model.hour_of(now_ms),
+        "attempt_ids": [],
+        "attempts": 0,
+        "requested_ms": now_ms,
+        "requested_by": run,
+        "status": model.PENDING,
+        "payload": body,
+    }
+
+
 class Pacer:
-    """At most `rate` sends per second."""
+    """At most `rate` sends per second, taken a chunk at a time."""
 
     def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.rate = rate
         self._next = 0.0
 
-    async def wait(self) -> None:
+    async def wait(self, n: int) -> None:
+        """Returns when `n` more may be sent."""
+        if n <= 0 or self.rate <= 0:
+            return
         now = time.monotonic()
         if self._next > now:
             await asyncio.sleep(self._next - now)
-        self._next = max(now, self._next) + self.interval
+        self._next = max(now, self._next) + n / self.rate
 
 
 class JobRunner:
@@ -126,9 +194,12 @@ class JobRunner:
 
     async def run_job(self, job: Doc) -> None:
         jid = job["_id"]
-        if job["state"] == RUNNING:
+        resumed = job["state"] == RUNNING
+        if resumed:
             log.warning("resuming job %s after its runner stopped", jid)
-        await self.store.update_job(jid, {"state": RUNNING, "heartbeat_ms": int(time.time() * 1000)})
+        job["run"] = new_run(jid)
+        fields = {"state": RUNNING, "run": job["run"], "heartbeat_ms": int(time.time() * 1000)}
+        await self.store.update_job(jid, fields)
         try:
             webhook = await self.get_webhook(job["entity_id"], job["webhook_id"])
             if webhook is None:
@@ -136,7 +207,7 @@ class JobRunner:
             if not webhook["enabled"]:
                 raise JobFailed("the webhook was disabled")
             if job["kind"] == "recover":
-                await self._recover(job, webhook)
+                await self._recover(job, webhook, resumed)
             else:
                 await self._replay(job, webhook)
         except asyncio.CancelledError:
@@ -151,19 +222,18 @@ class JobRunner:
     async def _finish(self, job: Doc, state: str, error: str | None = None) -> None:
         now = int(time.time() * 1000)
         fields: Doc = {"state": state, "finished_ms": now, "heartbeat_ms": now, "error": error}
-        fields["counts"] = job["counts"]
+        fields.update(counts=job["counts"], missing=job.get("missing"))
         await self.store.update_job(job["_id"], fields)
         await self.store.release_job(job["webhook_id"], job["_id"])
 
     async def _checkpoint(self, job: Doc) -> None:
-        await self.store.update_job(
-            job["_id"],
-            {"counts": job["counts"], "progress": job["progress"], "heartbeat_ms": int(time.time() * 1000)},
-        )
+        """Save the progress (only ever after the tasks before it are acked by Kafka) with a heartbeat."""
+        fields = {k: job.get(k) for k in ("counts", "progress", "missing")}
+        await self.store.update_job(job["_id"], {**fields, "heartbeat_ms": int(time.time() * 1000)})
 
     # --- recover ------------------------------------------------------------------------------------
 
-    async def _recover(self, job: Doc, webhook: Doc) -> None:
+    async def _recover(self, job: Doc, webhook: Doc, resumed: bool) -> None:
         wid, since, until = job["webhook_id"], job["since_ms"], job["until_ms"]
         hours = sorted(
             h
@@ -171,30 +241,37 @@ class JobRunner:
             if model.hour_of(since) <= h <= model.hour_of(until)
         )
         done = tuple(job["progress"]) if job["progress"] else None  # (created_ms, id) of the last one sent
-        pacer = Pacer(self.rate)
+        # resumed: what the dead run's unsaved chunk marked is pending now, no longer failed or dead
+        statuses = (model.FAILED, model.DEAD, model.PENDING) if resumed else (model.FAILED, model.DEAD)
+        size, pacer = chunk_size(self.rate), Pacer(self.rate)
         for hour in hours:
             found = [
                 d
-                for status in (model.FAILED, model.DEAD)
+                for status in statuses
                 for d in await self.store.deliveries_with_status(wid, hour, status)
+                if status != model.PENDING or earlier_run(d.get("requested_by"), job["run"])
             ]
-            for d in sorted(found, key=lambda d: (d["created_ms"], d["_id"])):
-                key = (d["created_ms"], d["_id"])
-                if not since <= d["created_ms"] < until or (done is not None and key <= done):
-                    continue
-                job["counts"]["considered"] += 1
-                if not d.get("payload"):
-                    job["counts"]["skipped"] += 1
-                else:
-                    await pacer.wait()
-                    now = int(time.time() * 1000)
-                    await self.store.mark_requested(d["_id"], now)
-                    await self.sender.send(
-                        delivery_task(webhook, d["event_id"], d["event_type"], d["payload"], now)
-                    )
-                    job["counts"]["sent"] += 1
-                job["progress"] = list(key)
-                await self._checkpoint(job)
+            todo = sorted(
+                (d for d in found if since <= d["created_ms"] < until and (done is None or _key(d) > done)),
+                key=_key,
+            )
+            for i in range(0, len(todo), size):
+                await self._recover_chunk(job, webhook, todo[i : i + size], pacer)
+
+    async def _recover_chunk(self, job: Doc, webhook: Doc, chunk: list[Doc], pacer: Pacer) -> None:
+        ready = [d for d in chunk if d.get("payload")]  # the others' payload was not kept
+        await pacer.wait(len(ready))
+        now = int(time.time() * 1000)
+        await self.store.mark_requested_many([d["_id"] for d in ready], now, job["run"])
+        await self.sender.send_many(
+            [delivery_task(webhook, d["event_id"], d["event_type"], d["payload"], now) for d in ready]
+        )
+        counts = job["counts"]
+        counts["considered"] += len(chunk)
+        counts["sent"] += len(ready)
+        counts["skipped"] += len(chunk) - len(ready)
+        job["progress"] = [chunk[-1]["created_ms"], chunk[-1]["_id"]]
+        await self._checkpoint(job)
 
     # --- replay -------------------------------------------------------------------------------------
 
@@ -251,11 +328,12 @@ class JobRunner:
         consumer.assign(list(active))
         for tp, p in active.items():
             consumer.seek(tp, p["next"])
-        pacer = Pacer(self.rate)
-        missing_until = (job.get("missing") or {}).get("until_ms")
+        size, pacer = chunk_size(self.rate), Pacer(self.rate)
+        chunk: list[tuple[InputEvent, str]] = []
+        saved_at = time.monotonic()
         empty_polls = 0
         while active:
-            batch = await consumer.getmany(*active, timeout_ms=1000, max_records=200)
+            batch = await consumer.getmany(*active, timeout_ms=1000, max_records=READ_MAX)
             if not batch:
                 # no record left before `stop` (a transaction marker, a compacted or removed record): done
                 empty_polls += 1
@@ -271,65 +349,83 @@ class JobRunner:
                 p = got
                 for rec in recs:
                     if rec.offset >= p["stop"]:
+                        p["next"] = p["stop"]  # nothing before it is left (the last may be a marker)
                         break
                     if rec.offset == p["begin"] and p["begin"] > 0 and rec.timestamp > since:
                         # the records before this one were removed by retention: part of the window is gone
-                        missing_until = max(missing_until or 0, min(rec.timestamp, until))
-                        job["missing"] = {"since_ms": since, "until_ms": missing_until}
+                        gone = max((job.get("missing") or {}).get("until_ms") or 0, min(rec.timestamp, until))
+                        job["missing"] = {"since_ms": since, "until_ms": gone}
                     if since <= rec.timestamp < until:
-                        await self._replay_one(
-                            job, webhook, rec.value, self.topics.source_of(tp.topic), pacer
-                        )
+                        event = _wanted(webhook, rec.value)
+                        if event is not None:
+                            chunk.append((event, self.topics.source_of(tp.topic)))
+                    # saved with the chunk that holds it: a record is never passed before its task is acked
                     p["next"] = rec.offset + 1
-                await self._checkpoint(job)
+                    if len(chunk) >= size:
+                        await self._replay_chunk(job, webhook, chunk, pacer)
+                        chunk, saved_at = [], time.monotonic()
                 if p["next"] >= p["stop"]:
                     active.pop(tp, None)
                     consumer.pause(tp)
-            await self.store.update_job(job["_id"], {"missing": job.get("missing")})
+            if chunk or time.monotonic() - saved_at >= SAVE_IDLE_S:
+                await self._replay_chunk(job, webhook, chunk, pacer)
+                chunk, saved_at = [], time.monotonic()
 
-    async def _replay_one(self, job: Doc, webhook: Doc, raw: bytes | None, source: str, pacer: Pacer) -> None:
-        if raw is None:
-            return
-        try:
-            event = InputEvent.from_bytes(raw)
-        except ValidationError:
-            return  # the router set it aside too
-        if event.entity_id != webhook["entity_id"] or not is_known_type(event.type):
-            return
-        if not event_list_matches(list(webhook.get("event_list") or []), event.type):
-            return
-        job["counts"]["considered"] += 1
-        status = await self.store.delivery_status(model.delivery_id(webhook["_id"], event.id))
-        if status is not None and status != model.DEAD:
-            job["counts"]["skipped"] += 1  # delivered, in flight, or asked for already
-            return
-        await pacer.wait()
-        body = render_body(event)
+    async def _replay_chunk(
+        self, job: Doc, webhook: Doc, events: list[tuple[InputEvent, str]], pacer: Pacer
+    ) -> None:
+        """Send the chunk's events that the webhook has not received, then save the job's progress."""
+        run = job["run"]
+        wanted: dict[str, tuple[InputEvent, str]] = {}
+        for event, source in events:  # an event the log holds twice is sent once
+            wanted.setdefault(model.delivery_id(webhook["_id"], event.id), (event, source))
+        known = await self.store.deliveries_by_id(list(wanted), fields={"status": 1, "requested_by": 1})
+        actions = {did: replay_action(known.get(did), run) for did in wanted}
+        to_send = [did for did, action in actions.items() if action != SKIP]
+        await pacer.wait(len(to_send))
         now = int(time.time() * 1000)
-        did = model.delivery_id(webhook["_id"], event.id)
-        # recorded as asked for before it is sent: a resumed or concurrent replay skips it
-        if status is None:
-            await self.store.insert_requested(
-                {
-                    "_id": did,
-                    "webhook_id": webhook["_id"],
-                    "entity_id": webhook["entity_id"],
-                    "event_id": event.id,
-                    "event_type": event.type,
-                    "created_ms": now,
-                    "hour": model.hour_of(now),
-                    "attempt_ids": [],
-                    "attempts": 0,
-                    "requested_ms": now,
-                    "status": model.PENDING,
-                    "payload": body,
-                }
-            )
-        else:
-            await self.store.mark_requested(did, now)
-        await self.sender.send(delivery_task(webhook, event.id, event.type, body, now, source))
-        job["counts"]["sent"] += 1
+        bodies = {did: render_body(wanted[did][0]) for did in to_send}
+        # recorded as asked for before they are sent: a concurrent or later job skips them
+        raced = await self.store.insert_requested_many(
+            [
+                requested_delivery(webhook, wanted[did][0], bodies[did], now, run)
+                for did in to_send
+                if actions[did] == INSERT
+            ]
+        )
+        await self.store.mark_requested_many([did for did in to_send if actions[did] != INSERT], now, run)
+        tasks = []
+        for did in to_send:
+            if did in raced:
+                continue  # a live delivery recorded meanwhile
+            event, source = wanted[did]
+            tasks.append(delivery_task(webhook, event.id, event.type, bodies[did], now, source))
+        await self.sender.send_many(tasks)
+        counts = job["counts"]
+        counts["considered"] += len(events)
+        counts["sent"] += len(tasks)
+        counts["skipped"] += len(events) - len(tasks)
         await self._checkpoint(job)
+
+
+def _key(delivery: Doc) -> tuple[int, str]:
+    """A recover's order: oldest first."""
+    return delivery["created_ms"], delivery["_id"]
+
+
+def _wanted(webhook: Doc, raw: bytes | None) -> InputEvent | None:
+    """The input event, if it is of the webhook's entity and a type it takes now."""
+    if raw is None:
+        return None
+    try:
+        event = InputEvent.from_bytes(raw)
+    except ValidationError:
+        return None  # the router set it aside too
+    if event.entity_id != webhook["entity_id"] or not is_known_type(event.type):
+        return None
+    if not event_list_matches(list(webhook.get("event_list") or []), event.type):
+        return None
+    return event
 
 
 class JobFailed(Exception):

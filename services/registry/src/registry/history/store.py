@@ -24,6 +24,10 @@ DUPLICATE_KEY = 11000
 RETENTION_META = "retention"
 # Single-document updates in flight at once (as many clients would send; no bulk, see write_deliveries).
 UPDATE_CONCURRENCY = 8
+# Most documents in one insert command of a job: far below the ~50 statements of a write command that
+# freeze FerretDB (see write_deliveries); inserts were not seen to, but a job has no need to find out.
+JOB_INSERT_SLICE = 25
+WRITER_FIELDS = {"attempt_ids": 1, "last": 1, "payload": 1, "requested_ms": 1, "hour": 1}
 
 
 class HistoryStore:
@@ -79,15 +83,17 @@ class HistoryStore:
                 raise
             return len(docs) - len(errors)
 
-    async def deliveries_by_id(self, ids: Sequence[str], concurrency: int = 8) -> dict[str, Doc]:
+    async def deliveries_by_id(
+        self, ids: Sequence[str], concurrency: int = 8, fields: Doc | None = None
+    ) -> dict[str, Doc]:
+        """Those that exist, with `fields` (by default what the writer merges)."""
         # One `_id` lookup each: `$in` is not pushed down by FerretDB, `_id` equality is.
         sem = asyncio.Semaphore(concurrency)
+        projection = fields or WRITER_FIELDS
 
         async def one(i: str) -> Doc | None:
             async with sem:
-                return await self.deliveries.find_one(
-                    {"_id": i}, {"attempt_ids": 1, "last": 1, "payload": 1, "requested_ms": 1, "hour": 1}
-                )
+                return await self.deliveries.find_one({"_id": i}, projection)
 
         found = await asyncio.gather(*(one(i) for i in ids))
         return {d["_id"]: d for d in found if d is not None}
@@ -193,11 +199,35 @@ class HistoryStore:
 
         return [d for part in await asyncio.gather(*(one(h) for h in hours)) for d in part]
 
-    async def mark_requested(self, delivery_id: str, now_ms: int) -> None:
-        """A resend was asked for: the delivery shows as pending until an attempt newer than this arrives."""
-        await self.deliveries.update_one(
-            {"_id": delivery_id}, {"$set": {"requested_ms": now_ms, "status": "pending"}}
-        )
+    async def mark_requested(self, delivery_id: str, now_ms: int, by: str | None = None) -> None:
+        """A resend was asked for: the delivery shows as pending until an attempt newer than this arrives.
+        `by` names the job chunk that asked (a resumed job finds what its unsaved chunk marked)."""
+        fields: Doc = {"requested_ms": now_ms, "status": "pending"}
+        if by is not None:
+            fields["requested_by"] = by
+        await self.deliveries.update_one({"_id": delivery_id}, {"$set": fields})
+
+    async def mark_requested_many(self, ids: Sequence[str], now_ms: int, by: str) -> None:
+        """`mark_requested` for each: single-document updates side by side, never one bulk command."""
+        sem = asyncio.Semaphore(UPDATE_CONCURRENCY)
+
+        async def one(i: str) -> None:
+            async with sem:
+                await self.mark_requested(i, now_ms, by)
+
+        await asyncio.gather(*(one(i) for i in ids))
+
+    async def insert_requested_many(self, docs: Sequence[Doc]) -> set[str]:
+        """Deliveries a job starts, pending with their payload, in small insert commands, and their hour
+        buckets. Returns the `_id`s that someone else (the writer, for a live delivery) inserted first."""
+        raced: set[str] = set()
+        for i in range(0, len(docs), JOB_INSERT_SLICE):
+            raced |= await self._insert_new(self.deliveries, list(docs[i : i + JOB_INSERT_SLICE]))
+        for wid, hour in sorted({(d["webhook_id"], d["hour"]) for d in docs}):
+            await self.hours.update_one(
+                {"_id": f"{wid}:{hour}"}, {"$set": {"webhook_id": wid, "hour": hour}}, upsert=True
+            )
+        return raced
 
     async def insert_requested(self, doc: Doc) -> None:
         """A delivery the API starts (a test event): pending, with its payload, before any attempt."""
@@ -270,7 +300,3 @@ class HistoryStore:
     async def deliveries_with_status(self, webhook_id: str, hour: str, status: str) -> list[Doc]:
         query = {"webhook_id": webhook_id, "hour": hour, "status": status}
         return [d async for d in self.deliveries.find(query, {"attempt_ids": 0})]
-
-    async def delivery_status(self, delivery_id: str) -> str | None:
-        doc = await self.deliveries.find_one({"_id": delivery_id}, {"status": 1})
-        return None if doc is None else str(doc.get("status"))
