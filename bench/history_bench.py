@@ -153,6 +153,7 @@ class HistoryStack(Stack):
                             "produced": float(sum(ends.values())),
                             "stored": metric(page, "history_writer_records_total"),
                             "gauge": metric(page, "history_writer_lag_records"),
+                            "held": metric(page, "history_writer_held_seconds_total"),
                             "cpu": cpu_seconds(pid) or 0.0,
                         }
                     )
@@ -213,6 +214,7 @@ class HistoryStack(Stack):
             "stored": int(end["stored"]),
             "writer_rate": round(stored / span, 1) if span > 0 else None,
             "writer_cpu_per_1000_records": round(cpu / stored * 1000, 3) if stored else None,
+            "held_s": round(end.get("held", 0.0), 1),  # batches held back for delivery (governor.py)
             # [s since the first attempt record, records produced, stored, gauge], one point a second
             "timeline": [
                 [round(x["t"] - t0, 1), int(x["produced"]), int(x["stored"]), int(x["gauge"])]
@@ -260,14 +262,29 @@ class HistoryBench(Bench):
 # --- ab ---------------------------------------------------------------------------------------------
 
 
-async def ab(b: HistoryBench, events: int, rounds: int) -> dict[str, Any]:
+def parse_variants(specs: list[str]) -> list[tuple[str, dict[str, str]]]:
+    """`NAME:K=V,K=V` -> (NAME, {K: V}): a writer with other settings, run as one more arm of each round."""
+    out = []
+    for spec in specs:
+        name, _, pairs = spec.partition(":")
+        env = dict(p.split("=", 1) for p in pairs.split(",") if p)
+        out.append((name, env))
+    return out
+
+
+async def ab(
+    b: HistoryBench, events: int, rounds: int, variants: list[tuple[str, dict[str, str]]] | None = None
+) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
+    arms: list[tuple[str, bool, dict[str, str]]] = [("off", False, {}), ("on", True, {})]
+    arms += [(name, True, env) for name, env in variants or []]
     for i in range(rounds):
-        for history in (False, True):
-            name = f"{'on' if history else 'off'}{i + 1}"
-            b.history = history
+        for arm, history, env in arms:
+            name = f"{arm}{i + 1}"
+            b.history, b.extra_env = history, env
             res = await drain(b, name, events)
             res["history_writer"] = history
+            res["arm"], res["writer_env"] = arm, env
             if history and b.last is not None:
                 res["writer"] = b.last.lag_report()
             runs.append(res)
@@ -277,20 +294,27 @@ async def ab(b: HistoryBench, events: int, rounds: int) -> dict[str, Any]:
                 + (
                     f"; writer lag max {w.get('max_lag_records')} (gauge {w.get('max_gauge_records')}), "
                     f"{w.get('lag_when_last_delivered')} when the last delivery arrived, caught up "
-                    f"{w.get('catch_up_s')} s later; writer {w.get('writer_rate')} records/s"
+                    f"{w.get('catch_up_s')} s later; writer {w.get('writer_rate')} records/s, "
+                    f"held {w.get('held_s')} s"
                     if history
                     else ""
                 )
             )
-    b.history = False
-    off = [r["rate"] for r in runs if not r["history_writer"] and r.get("rate")]
-    on = [r["rate"] for r in runs if r["history_writer"] and r.get("rate")]
-    summary = {
-        "rate_without": round(sum(off) / len(off), 1) if off else None,
-        "rate_with": round(sum(on) / len(on), 1) if on else None,
-    }
-    if summary["rate_without"] and summary["rate_with"]:
-        summary["ratio"] = round(summary["rate_with"] / summary["rate_without"], 3)
+    b.history, b.extra_env = False, {}
+
+    def mean_rate(arm: str) -> float | None:
+        rates = [r["rate"] for r in runs if r["arm"] == arm and r.get("rate")]
+        return round(sum(rates) / len(rates), 1) if rates else None
+
+    off, on = mean_rate("off"), mean_rate("on")
+    summary: dict[str, Any] = {"rate_without": off, "rate_with": on}
+    if off and on:
+        summary["ratio"] = round(on / off, 3)
+    for arm, _, _ in arms[2:]:
+        rate = mean_rate(arm)
+        summary[f"rate_{arm}"] = rate
+        if off and rate:
+            summary[f"ratio_{arm}"] = round(rate / off, 3)
     return {"runs": runs, "summary": summary}
 
 
@@ -684,7 +708,7 @@ async def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
         results["settings"] = {k: v for k, v in vars(args).items() if k not in ("out",)}
         log(f"run {b.run_id}; work dir {b.workdir}")
         if "ab" in only:
-            results["ab"] = await ab(b, args.events, args.rounds)
+            results["ab"] = await ab(b, args.events, args.rounds, parse_variants(args.writer_variant))
             log(f"ab: {results['ab']['summary']}")
             save(results, out)
         if "replay" in only:
@@ -704,6 +728,13 @@ def main() -> None:
     ap.add_argument("--only", default="ab,replay", help="scenarios, comma-separated: ab, replay, store")
     ap.add_argument("--events", type=int, default=40000, help="backlog of each throughput run")
     ap.add_argument("--rounds", type=int, default=2, help="A/B rounds (each: without, then with the writer)")
+    ap.add_argument(
+        "--writer-variant",
+        action="append",
+        default=[],
+        metavar="NAME:K=V,...",
+        help="ab: an arm per round: the writer with these settings (nohold:REGISTRY_HISTORY_YIELD_CPU=1)",
+    )
     ap.add_argument("--replay-events", type=int, default=100000, help="events the replay job sends")
     ap.add_argument("--job-rate", type=float, default=1000, help="REGISTRY_HISTORY_JOB_RATE for the replay")
     ap.add_argument("--replay-max-s", type=float, default=300, help="stop measuring the job after this")

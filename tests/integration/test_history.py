@@ -240,6 +240,32 @@ async def _with(text: Awaitable[str], part: str) -> str | None:
     return got if part in got else None
 
 
+async def test_the_writer_holds_its_batches_while_the_host_is_busy_and_deliveries_flow(
+    hist: HistoryStack, receiver: Receiver
+) -> None:
+    # thresholds at 0: every reading counts as a full host with deliveries flowing, so each batch waits its
+    # longest (3 s) and is then stored anyway
+    async with hist.start(history_yield_cpu=0.0, history_yield_rate=0.0, history_yield_max_s=3.0) as (
+        api,
+        writer,
+    ):
+        governor = writer.writer.governor
+        await eventually(lambda: None not in (governor.rate, governor.busy), what="the first readings")
+        hook = await api.create(eventUrl=receiver.url("/hook"))
+        task = task_for(hook)
+        await hist.route(task)
+        await eventually(lambda: receiver.requests("/hook"), what="the delivery")
+        delivered = time.monotonic()
+
+        async def stored() -> bool:
+            return bool(await delivery_items(api, hook["id"]))
+
+        await eventually(stored, timeout=30, what="the delivery in the history after the hold")
+        assert time.monotonic() - delivered >= 2.5
+        held = writer.writer.metrics.registry.get_sample_value("history_writer_held_seconds_total")
+        assert held is not None and held >= 2.5
+
+
 async def test_sustained_failure_disables_the_webhook(hist: HistoryStack, receiver: Receiver) -> None:
     receiver.always("/down", Reply(503))
     async with hist.start(

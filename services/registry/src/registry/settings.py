@@ -84,6 +84,27 @@ class RegistrySettings(CommonSettings):
         "router and deliverer it then takes CPU only when delivery leaves some: it lags instead (its lag is "
         "the history_writer_lag_records metric) and catches up. 0: the same priority as delivery.",
     )
+    history_yield_cpu: float = Field(
+        0.8,
+        ge=0,
+        le=1,
+        description="Host CPU busy fraction (/proc/stat) from which the history writer holds its batches "
+        "while deliveries are flowing: on shared cores the store's own CPU (FerretDB, PostgreSQL) cannot be "
+        "niced, so the writer lags instead (history_writer_lag_records) and catches up when delivery leaves "
+        "CPU over. 1: never hold.",
+    )
+    history_yield_rate: float = Field(
+        50,
+        ge=0,
+        description="Attempt records per second (all of webhooks.attempts) from which deliveries count as "
+        "flowing for REGISTRY_HISTORY_YIELD_CPU; below it the writer never holds (it is catching up).",
+    )
+    history_yield_max_s: float = Field(
+        10,
+        gt=0,
+        description="Longest the history writer holds one batch for delivery: on a host that stays busy the "
+        "history still advances by a batch at least this often.",
+    )
     jwt_secret: str | None = Field(
         None,
         validation_alias=AliasChoices("AUTH_JWT_SECRET", "jwt_secret"),

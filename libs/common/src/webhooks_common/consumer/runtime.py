@@ -482,6 +482,15 @@ class ConsumerRuntime(Generic[M]):
                 return
             self._committed.update(offsets)
 
+    async def end_offsets(self, topics: set[str]) -> int | None:
+        """The sum of the end offsets of every partition of `topics` (not only ours), from the broker;
+        None while their partitions are not known yet."""
+        tps = [TopicPartition(t, p) for t in topics for p in self._consumer.partitions_for_topic(t) or ()]
+        if not tps:
+            return None
+        ends = await self._consumer.end_offsets(tps)
+        return sum(ends.values())
+
     def lag(self, topics: set[str]) -> int:
         """Records after our last commit on the assigned partitions of `topics` (0 where unknown)."""
         total = 0

@@ -1,8 +1,9 @@
 """The history writer: consumes `webhooks.attempts` and `webhooks.dlq` in its own consumer group, on the
 shared runtime, and stores one delivery per (event, webhook) with its attempts, in batches.
 
-It never slows delivery: it is its own process and group, the deliverer never waits for it; when it falls
-behind its lag is the `history_writer_lag_records` gauge and it catches up by itself. Every write is
+It never slows delivery: it is its own process and group, the deliverer never waits for it, and on shared
+cores it holds its batches while the host is busy and deliveries flow (`governor.py`); when it falls behind
+its lag is the `history_writer_lag_records` gauge and it catches up by itself. Every write is
 idempotent (attempts have deterministic `_id`s, a delivery's summary is a union of attempt ids), so a
 batch written again after a crash or a retry changes nothing. It also keeps each webhook's failure streak
 and asks the registry to disable a webhook whose every attempt failed for `history_auto_disable_after_s`,
@@ -25,6 +26,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from registry.history import model
+from registry.history.governor import Governor, YieldPolicy
 from registry.history.jobs import JobRunner
 from registry.history.send import TaskSender
 from registry.history.store import HistoryStore
@@ -68,6 +70,10 @@ class WriterMetrics(OwnMetrics):
             "history_writer_lag_records",
             "Records on webhooks.attempts and webhooks.dlq not stored yet (assigned partitions)",
         )
+        self.held = self.counter(
+            "history_writer_held_seconds",
+            "Time batches were held back for delivery (host CPU busy while deliveries flow)",
+        )
         self.auto_disabled = self.counter(
             "history_auto_disable_requests", "Disable commands sent after sustained failure"
         )
@@ -89,6 +95,13 @@ class HistoryWriter(BaseHandler[Any]):
         self._buffer: list[Inbound[Any]] = []
         self._wake = asyncio.Event()
         self._runtime: ConsumerRuntime[Any] | None = None
+        s = settings
+        policy = YieldPolicy(s.history_yield_cpu, s.history_yield_rate, s.history_yield_max_s)
+        self.governor = Governor(policy, self._attempts_written)
+
+    async def _attempts_written(self) -> int | None:
+        runtime = self._runtime
+        return None if runtime is None else await runtime.end_offsets({self.topics.attempts})
 
     @property
     def ready(self) -> bool:
@@ -110,6 +123,9 @@ class HistoryWriter(BaseHandler[Any]):
                 await asyncio.wait_for(self._wake.wait(), self.s.history_flush_s)
             self._wake.clear()
             while self._buffer:
+                held = await self.governor.wait_turn()  # the buffer fills meanwhile: a fuller batch after
+                if held:
+                    self.metrics.held.inc(held)
                 items, self._buffer = (
                     self._buffer[: self.s.history_batch_size],
                     self._buffer[self.s.history_batch_size :],
@@ -199,11 +215,13 @@ class HistoryWriter(BaseHandler[Any]):
     async def run(self) -> None:
         """Until cancelled; a consumer whose loop dies is replaced after a backoff."""
         flusher = asyncio.create_task(self._flush_loop(), name="history-flush")
+        sampler = asyncio.create_task(self.governor.sample_forever(), name="history-governor")
         try:
             await run_replacing(self._make_runtime, "history consumer")
         finally:
             flusher.cancel()
-            await asyncio.wait({flusher})
+            sampler.cancel()
+            await asyncio.wait({flusher, sampler})
 
     def _make_runtime(self) -> ConsumerRuntime[Any]:
         self._runtime = ConsumerRuntime(
