@@ -425,6 +425,37 @@ async def test_recover_resends_exactly_the_failed_ones_oldest_first_one_job_at_a
     assert len(receiver.requests("/r")) == before + 2
 
 
+async def test_a_job_waits_until_the_history_holds_what_was_delivered_before_it(
+    hist: HistoryStack, receiver: Receiver
+) -> None:
+    # the writer holds every batch 3 s (as when delivery keeps the cores busy): a recover asked for right
+    # after a failure must still find it, not read a history that does not show it yet
+    answers = {"n": 0}
+
+    def answer(_req: Received) -> Reply:
+        answers["n"] += 1
+        return Reply(500) if answers["n"] == 1 else Reply(204)
+
+    receiver.always("/r", answer)
+    over = {"history_yield_cpu": 0.0, "history_yield_rate": 0.0, "history_yield_max_s": 3.0}
+    async with hist.start(retry_schedule="0", **over) as (api, writer):
+        governor = writer.writer.governor
+        await eventually(lambda: None not in (governor.rate, governor.busy), what="the first readings")
+        hook = await api.create(eventUrl=receiver.url("/r"))
+        task = task_for(hook)
+        await hist.route(task)
+        await eventually(lambda: len(receiver.requests("/r")) == 1, what="the attempt, answered 500: dead")
+        assert await delivery_items(api, hook["id"]) == []  # not stored yet: the writer holds its batch
+
+        since = datetime.fromtimestamp(time.time() - 600, UTC).isoformat()
+        status, job, _ = await api.call("POST", api.path(f"/{hook['id']}/recover"), json={"since": since})
+        assert status == 202, job
+        done = await eventually(lambda: _job_done(api, hook["id"], job["jobId"]), what="the recover job")
+        assert done["state"] == "succeeded" and done["counts"]["sent"] == 1, done
+        await eventually(lambda: len(receiver.requests("/r")) == 2, what="the resend")
+        assert receiver.requests("/r")[1].webhook_id == task.task_id
+
+
 def input_event(entity: str, event_type: str = "booking.create") -> tuple[str, bytes]:
     ev = f"in-{uuid.uuid4().hex[:10]}"
     return ev, factories.input_event(ev, entity, event_type, {"n": 1}, occurred_at="2026-11-30T19:00:00Z")

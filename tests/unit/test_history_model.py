@@ -191,3 +191,10 @@ async def test_the_pacer_lets_a_chunk_go_once_the_previous_ones_fit_the_rate() -
         await pacer.wait(50)  # the first at once, then one every 50 ms
     assert 0.14 <= time.monotonic() - t < 1.0
     await pacer.wait(0)  # nothing to send: no wait
+
+
+def test_records_behind_counts_what_the_group_has_not_committed_past() -> None:
+    ends = {"a0": 10, "a1": 5, "d0": 3}
+    assert model.records_behind(ends, {"a0": 10, "a1": 5, "d0": 3}) == 0
+    assert model.records_behind(ends, {"a0": 12, "a1": 2}) == 3 + 3  # d0 never committed: all of it
+    assert model.records_behind(ends, {"a0": -1, "a1": 5, "d0": 3}) == 10  # -1: no commit

@@ -76,6 +76,12 @@ class RegistrySettings(CommonSettings):
         100, gt=0, description="Most delivery tasks per second a recover or replay job writes."
     )
     history_job_poll_s: float = Field(1.0, gt=0, description="How often the history process looks for jobs.")
+    history_job_wait_s: float = Field(
+        600,
+        gt=0,
+        description="Longest a recover or replay job waits, before it starts, for the history writer to have "
+        "stored every attempt written before the job (it reads the history); then it fails with the reason.",
+    )
     history_nice: int = Field(
         10,
         ge=0,

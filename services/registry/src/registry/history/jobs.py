@@ -21,6 +21,12 @@ process death, of at most the one unsaved chunk (and of an event the input log h
 attempt is recorded for it, each with the same `webhook-id` (the receiver's idempotency key: the deliverer
 does not deduplicate).
 
+A job starts only once the history holds every attempt and dead letter written before it (the writer's
+group has committed past them on `webhooks.attempts` and `webhooks.dlq`): recover reads failures from the
+history and replay skips what it shows as received, and the writer may be minutes behind (it holds its
+batches while delivery keeps the cores busy). Without that, a recover would miss failures not stored yet
+and a replay would send a second copy of a live delivery not stored yet.
+
 A job that cannot go on ends `failed` with the reason: never silently half done. One job per webhook at a
 time (a lock document; the API answers 409).
 """
@@ -43,7 +49,7 @@ from registry.history import model
 from registry.history.send import TaskSender, delivery_task
 from registry.history.store import HistoryStore
 from webhooks_common.catalog import event_list_matches, is_known_type
-from webhooks_common.kafka import start_client, topic_partitions
+from webhooks_common.kafka import admin_client, start_client, topic_partitions
 from webhooks_common.models import InputEvent
 from webhooks_common.topics import Topics
 
@@ -56,6 +62,7 @@ CHUNK_MAX = 200  # tasks in one chunk at most: what a resumed job may send a sec
 CHUNK_S = 0.25  # a chunk holds about this long of the job's rate (small chunks at a low rate)
 READ_MAX = 500  # records of one poll of the input topics
 SAVE_IDLE_S = 1.0  # progress through records for no one is saved this often
+HISTORY_POLL_S = 0.5  # how often a job waiting for the history looks again
 GetWebhook = Callable[[str, str], Awaitable[Doc | None]]
 
 
@@ -170,10 +177,14 @@ class JobRunner:
         *,
         rate: float,
         poll_s: float = 1.0,
+        history_group: str | None = None,
+        history_wait_s: float = 600.0,
     ) -> None:
+        """`history_group`: the writer's consumer group, whose progress a job waits for (None: no wait)."""
         self.store, self.sender, self.get_webhook = store, sender, get_webhook
         self.topics, self.bootstrap = topics, bootstrap
         self.rate, self.poll_s = rate, poll_s
+        self.history_group, self.history_wait_s = history_group, history_wait_s
 
     async def run(self) -> None:
         while True:
@@ -206,6 +217,7 @@ class JobRunner:
                 raise JobFailed("the webhook was deleted")
             if not webhook["enabled"]:
                 raise JobFailed("the webhook was disabled")
+            await self._history_complete(job)
             if job["kind"] == "recover":
                 await self._recover(job, webhook, resumed)
             else:
@@ -230,6 +242,40 @@ class JobRunner:
         """Save the progress (only ever after the tasks before it are acked by Kafka) with a heartbeat."""
         fields = {k: job.get(k) for k in ("counts", "progress", "missing")}
         await self.store.update_job(job["_id"], {**fields, "heartbeat_ms": int(time.time() * 1000)})
+
+    async def _history_complete(self, job: Doc) -> None:
+        """Return once the writer's group has committed past every record on the attempts and dead-letter
+        topics as they end now, heartbeating meanwhile; fail the job after `history_wait_s`."""
+        if self.history_group is None:
+            return
+        consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False, group_id=None)
+        await start_client(consumer)
+        try:
+            tps = [
+                TopicPartition(topic, p)
+                for topic in (self.topics.attempts, self.topics.dlq)
+                for p in sorted(await _partitions(consumer, topic))
+            ]
+            marks = await consumer.end_offsets(tps) if tps else {}
+        finally:
+            await consumer.stop()
+        deadline = time.monotonic() + self.history_wait_s
+        beat = time.monotonic()
+        async with admin_client(self.bootstrap) as admin:
+            while True:
+                done = await admin.list_consumer_group_offsets(self.history_group, partitions=tps)
+                behind = model.records_behind(marks, {tp: m.offset for tp, m in done.items()})
+                if behind == 0:
+                    return
+                if time.monotonic() > deadline:
+                    raise JobFailed(
+                        f"the history is {behind} records behind after {self.history_wait_s:g} s "
+                        "(is the history writer running?); try again later"
+                    )
+                if time.monotonic() - beat > STALE_AFTER_MS / 3000:
+                    beat = time.monotonic()
+                    await self._checkpoint(job)
+                await asyncio.sleep(HISTORY_POLL_S)
 
     # --- recover ------------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import calendar
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -281,3 +281,9 @@ def hours_to_scan(
     if cursor is not None:
         hi = min(hi, cursor.hour)
     return sorted({h for h in hours if lo <= h <= hi}, reverse=True)
+
+
+def records_behind(ends: Mapping[Any, int], committed: Mapping[Any, int]) -> int:
+    """Records before `ends` (per partition) that a group has not committed past (a partition without a
+    commit: all of them)."""
+    return sum(max(0, end - max(0, committed.get(tp, 0))) for tp, end in ends.items())

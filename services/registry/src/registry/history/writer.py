@@ -286,6 +286,8 @@ class WriterProcess:
             settings.kafka_bootstrap_servers,
             rate=settings.history_job_rate,
             poll_s=settings.history_job_poll_s,
+            history_group=settings.consumer_group(settings.history_group),
+            history_wait_s=settings.history_job_wait_s,
         )
         self.port: int | None = None
         self._tasks: list[asyncio.Task[None]] = []
