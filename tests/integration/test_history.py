@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from pymongo import monitoring
 
 from deliverer.app import Deliverer
+from registry.history import model
 from registry.history.jobs import JobRunner, new_job, render_body, requested_delivery
 from registry.history.send import TaskSender
 from registry.history.store import HistoryStore
@@ -745,3 +746,42 @@ async def test_a_resumed_replay_sends_again_only_what_its_unsaved_chunk_marked(
     assert done["counts"] == {"considered": 8, "sent": 6, "skipped": 2}
     tasks = await kit.sent()
     assert sorted(t.event_id for t in tasks) == sorted([ids[0], ids[1], *ids[4:]])
+
+
+async def test_the_next_job_sends_what_a_failed_job_left_marked(job_kit: Callable[[float], JobKit]) -> None:
+    """A job that failed inside a chunk (its tasks refused by Kafka, say) left e0 and e1 marked as asked for:
+    pending, and nobody would finish them. The webhook's next replay, and a recover, send them; what a job
+    that did not fail asked for (in flight) is not sent twice."""
+    kit = job_kit(1000)
+    wid, entity = kit.webhook["_id"], kit.webhook["entity_id"]
+    since = int(time.time() * 1000) - 1000
+    events = [input_event(entity) for _ in range(3)]
+    await kit.publish(events)
+    now = int(time.time() * 1000)
+    ids = [ev for ev, _ in events]
+    parsed = [InputEvent.from_bytes(raw) for _, raw in events]
+    for job_id, state in (("broken", "failed"), ("fine", "succeeded")):
+        old = new_job(job_id, "replay", kit.webhook, since, now, now - 60_000)
+        old["state"] = state
+        await kit.store.jobs.insert_one(old)
+    runs = ["broken:r1", "broken:r1", "fine:r1"]
+    marked = [
+        requested_delivery(kit.webhook, e, render_body(e), now, r) for e, r in zip(parsed, runs, strict=True)
+    ]
+    await kit.store.insert_requested_many(marked)
+
+    job = new_job("next", "replay", kit.webhook, since, now + 1, now)
+    assert await kit.store.create_job(job) is None
+    await kit.runner.run_due()
+    done = await kit.store.job(wid, "next")
+    assert done is not None and done["counts"] == {"considered": 3, "sent": 2, "skipped": 1}, done
+    assert sorted(t.event_id for t in await kit.sent()) == sorted(ids[:2])
+
+    # the same for a recover: mark e2 as the failed job's, then recover the window
+    await kit.store.mark_requested(model.delivery_id(wid, ids[2]), now, "broken:r2")
+    rec = new_job("rec", "recover", kit.webhook, since - 60_000, now + 60_000, now)
+    assert await kit.store.create_job(rec) is None
+    await kit.runner.run_due()
+    done = await kit.store.job(wid, "rec")
+    # e0, e1 were just asked for by "next" (it succeeded: in flight); e2 was left by the failed one
+    assert done is not None and done["counts"]["sent"] == 1, done

@@ -172,6 +172,11 @@ def test_a_replay_sends_what_the_webhook_lacks_and_again_only_what_a_dead_run_of
     assert replay_action(pending(None), run) == SKIP  # a resend or a live delivery in flight
     for status in (model.SUCCEEDED, model.FAILED):
         assert replay_action({"status": status, "requested_by": "job-1:a1"}, run) == SKIP
+    # a job that failed inside a chunk: nobody finishes what it marked, the next job sends it
+    failed = frozenset({"job-2"})
+    assert replay_action(pending("job-2:a1"), run, failed) == RESEND
+    assert replay_action(pending("job-3:a1"), run, failed) == SKIP  # job-3 still runs or succeeded
+    assert replay_action(pending(None), run, failed) == SKIP
 
 
 def test_chunks_hold_a_quarter_second_of_the_rate_within_bounds() -> None:

@@ -16,10 +16,11 @@ most `history_job_rate` tasks/s and live deliveries keep their speed.
 A job whose process died is resumed from its saved progress by the next runner. Its unsaved chunk may have
 been produced in part or not at all: each delivery a job marks carries the name of the job's run
 (`requested_by`), so the resumed run sends again what an earlier run of the same job marked and is still
-pending (never skipped), and skips what it marked itself. That is the only second copy a job makes: after a
-process death, of at most the one unsaved chunk (and of an event the input log holds twice), only while no
-attempt is recorded for it, each with the same `webhook-id` (the receiver's idempotency key: the deliverer
-does not deduplicate).
+pending (never skipped), and skips what it marked itself. A job that failed inside a chunk leaves that chunk
+marked the same way; the webhook's next job sends those again. That is the only second copy a job makes:
+after a process death or a failed job, of at most the one unsaved chunk (and of an event the input log holds
+twice), only while no attempt is recorded for it, each with the same `webhook-id` (the receiver's
+idempotency key: the deliverer does not deduplicate).
 
 A job starts only once the history holds every attempt and dead letter written before it (the writer's
 group has committed past them on `webhooks.attempts` and `webhooks.dlq`): recover reads failures from the
@@ -115,18 +116,26 @@ def earlier_run(requested_by: object, run: str) -> bool:
     return by != run and by.rpartition(":")[0] == run.rpartition(":")[0]
 
 
+def abandoned(requested_by: object, run: str, failed_jobs: frozenset[str]) -> bool:
+    """Marked as asked for by a run whose task may never have been produced, and that nobody will finish:
+    an earlier run of this job (it died), or a job that failed (it stopped inside a chunk)."""
+    by = str(requested_by or "")
+    return earlier_run(by, run) or (by != "" and by.rpartition(":")[0] in failed_jobs)
+
+
 INSERT, MARK, RESEND, SKIP = "insert", "mark", "resend", "skip"
 
 
-def replay_action(doc: Doc | None, run: str) -> str:
-    """What a replay run does with an event the webhook matches, given the webhook's delivery of it."""
+def replay_action(doc: Doc | None, run: str, failed_jobs: frozenset[str] = frozenset()) -> str:
+    """What a replay run does with an event the webhook matches, given the webhook's delivery of it and the
+    webhook's failed jobs."""
     if doc is None:
         return INSERT  # never sent to this webhook
     status = doc.get("status")
     if status == model.DEAD:
         return MARK  # tried, never received
-    if status == model.PENDING and earlier_run(doc.get("requested_by"), run):
-        return RESEND  # after the saved progress: its run died before its task was surely produced
+    if status == model.PENDING and abandoned(doc.get("requested_by"), run, failed_jobs):
+        return RESEND  # its run died or failed before its task was surely produced
     return SKIP  # delivered, in flight, or asked for already (by this run too: an event the log holds twice)
 
 
@@ -185,6 +194,7 @@ class JobRunner:
         self.topics, self.bootstrap = topics, bootstrap
         self.rate, self.poll_s = rate, poll_s
         self.history_group, self.history_wait_s = history_group, history_wait_s
+        self._failed_jobs: frozenset[str] = frozenset()  # of the webhook whose job runs (see `abandoned`)
 
     async def run(self) -> None:
         while True:
@@ -218,8 +228,9 @@ class JobRunner:
             if not webhook["enabled"]:
                 raise JobFailed("the webhook was disabled")
             await self._history_complete(job)
+            self._failed_jobs = await self.store.failed_job_ids(job["webhook_id"])
             if job["kind"] == "recover":
-                await self._recover(job, webhook, resumed)
+                await self._recover(job, webhook)
             else:
                 await self._replay(job, webhook)
         except asyncio.CancelledError:
@@ -279,7 +290,7 @@ class JobRunner:
 
     # --- recover ------------------------------------------------------------------------------------
 
-    async def _recover(self, job: Doc, webhook: Doc, resumed: bool) -> None:
+    async def _recover(self, job: Doc, webhook: Doc) -> None:
         wid, since, until = job["webhook_id"], job["since_ms"], job["until_ms"]
         hours = sorted(
             h
@@ -287,15 +298,16 @@ class JobRunner:
             if model.hour_of(since) <= h <= model.hour_of(until)
         )
         done = tuple(job["progress"]) if job["progress"] else None  # (created_ms, id) of the last one sent
-        # resumed: what the dead run's unsaved chunk marked is pending now, no longer failed or dead
-        statuses = (model.FAILED, model.DEAD, model.PENDING) if resumed else (model.FAILED, model.DEAD)
+        # what a dead run's unsaved chunk or a failed job's last chunk marked is pending, no longer failed
+        # or dead: sent again (see `abandoned`); other pending ones are in flight
+        statuses = (model.FAILED, model.DEAD, model.PENDING)
         size, pacer = chunk_size(self.rate), Pacer(self.rate)
         for hour in hours:
             found = [
                 d
                 for status in statuses
                 for d in await self.store.deliveries_with_status(wid, hour, status)
-                if status != model.PENDING or earlier_run(d.get("requested_by"), job["run"])
+                if status != model.PENDING or abandoned(d.get("requested_by"), job["run"], self._failed_jobs)
             ]
             todo = sorted(
                 (d for d in found if since <= d["created_ms"] < until and (done is None or _key(d) > done)),
@@ -426,7 +438,7 @@ class JobRunner:
         for event, source in events:  # an event the log holds twice is sent once
             wanted.setdefault(model.delivery_id(webhook["_id"], event.id), (event, source))
         known = await self.store.deliveries_by_id(list(wanted), fields={"status": 1, "requested_by": 1})
-        actions = {did: replay_action(known.get(did), run) for did in wanted}
+        actions = {did: replay_action(known.get(did), run, self._failed_jobs) for did in wanted}
         to_send = [did for did, action in actions.items() if action != SKIP]
         await pacer.wait(len(to_send))
         now = int(time.time() * 1000)

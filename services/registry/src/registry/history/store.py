@@ -291,6 +291,10 @@ class HistoryStore:
     async def jobs_in(self, state: str) -> list[Doc]:
         return [d async for d in self.jobs.find({"state": state})]
 
+    async def failed_job_ids(self, webhook_id: str) -> frozenset[str]:
+        query = {"webhook_id": webhook_id, "state": "failed"}
+        return frozenset([d["_id"] async for d in self.jobs.find(query, {"_id": 1})])
+
     async def update_job(self, job_id: str, fields: Doc) -> None:
         await self.jobs.update_one({"_id": job_id}, {"$set": fields})
 
