@@ -79,7 +79,7 @@ class DelivererSettings(CommonSettings):
     )
     max_poll_records: int = Field(500, ge=1, description="Records fetched per poll.")
     records_linger_ms: int = Field(
-        10,
+        50,
         ge=0,
         description="linger.ms of the producer that writes attempt records, retries and dead letters. None "
         "of them is on a delivery's way (the POST is done), so batching them costs no latency; it saves "
