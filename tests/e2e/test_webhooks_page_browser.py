@@ -1,13 +1,16 @@
 """The Webhooks page in headless Chromium (Debian's `chromium`, driven by Playwright from PyPI) against the
 system `make run` starts: what a person sees and does, and what then reaches a real receiver.
 
-Screenshots of the list, the create form, the delivery view and the chart go to docs/screenshots/.
+Screenshots of the list, the create form, the delivery view and the chart are taken on every run; they
+replace the committed ones in docs/screenshots/ only with UPDATE_SCREENSHOTS=1 (else a temporary folder), so
+a test run leaves the tree clean.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -23,7 +26,11 @@ from tests.support.receiver import Reply
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 HAVE_CHROMIUM = Path(CHROMIUM).exists()
-SHOTS = ROOT / "docs" / "screenshots"
+SHOTS = (
+    ROOT / "docs" / "screenshots"
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "webhooks-page-screenshots"
+)
 MARK = "booking.cancelled"
 TIMEOUT_MS = 15_000
 
