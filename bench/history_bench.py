@@ -655,7 +655,7 @@ async def store_goal(b: HistoryBench, args: argparse.Namespace) -> dict[str, Any
             nonlocal written, worst_lag
             wrng = random.Random(3)
             start = time.perf_counter()
-            while time.perf_counter() < stop:
+            while args.store_rate > 0 and time.perf_counter() < stop:
                 lag = time.perf_counter() - (start + written / args.store_rate)
                 worst_lag = max(worst_lag, lag)
                 if lag < 0:
@@ -750,7 +750,9 @@ def main() -> None:
     ap.add_argument("--store-records", type=int, default=1_000_000, help="store: deliveries prefilled")
     ap.add_argument("--store-webhooks", type=int, default=1000, help="store: webhooks they belong to")
     ap.add_argument("--store-days", type=int, default=7, help="store: days they spread over")
-    ap.add_argument("--store-rate", type=int, default=3000, help="store: deliveries/s inserted meanwhile")
+    ap.add_argument(
+        "--store-rate", type=int, default=3000, help="store: deliveries/s inserted meanwhile (0: no inserter)"
+    )
     ap.add_argument("--store-seconds", type=float, default=30.0, help="store: length of the query phase")
     ap.add_argument("--store-clients", type=int, default=10, help="store: API clients")
     ap.add_argument("--mongo", default="127.0.0.1:27017", help="host:port of the MongoDB-protocol store")
