@@ -24,6 +24,7 @@ from registry.errors import FieldError
 from registry.handlers import guard, read_json
 from registry.history import model
 from registry.history.jobs import new_job
+from registry.history.paging import page_over_hours
 from registry.history.schemas import (
     Accepted,
     AttemptView,
@@ -204,14 +205,9 @@ class HistoryApi:
                 raise query_problem("cursor", "not a cursor of this list") from None
         webhook = await self._webhook(entity, request)
         hours = model.hours_to_scan(await self.store.webhook_hours(webhook["_id"]), since, until, cursor)
-        items: list[Doc] = []
-        next_cursor: model.Cursor | None = None
-        for n, hour in enumerate(hours):
-            if n >= MAX_HOURS_PER_PAGE:
-                next_cursor = model.Cursor(hour)
-                break
-            need = limit - len(items)
-            docs = await self.store.deliveries_in_hour(
+
+        async def hour_items(hour: str, n: int) -> list[Doc]:
+            return await self.store.deliveries_in_hour(
                 webhook["_id"],
                 hour,
                 status=status,
@@ -219,15 +215,10 @@ class HistoryApi:
                 cursor=cursor,
                 since_ms=since,
                 until_ms=until,
-                limit=need + 1,
+                limit=n,
             )
-            items += docs[:need]
-            if len(items) == limit:
-                more = len(docs) > need or n + 1 < len(hours)
-                if more:
-                    last = items[-1]
-                    next_cursor = model.Cursor(hour, last["created_ms"], last["_id"])
-                break
+
+        items, next_cursor = await page_over_hours(hours, hour_items, limit, MAX_HOURS_PER_PAGE)
         page = DeliveryPage(
             items=[item_of(d) for d in items], next_cursor=next_cursor.encode() if next_cursor else None
         )

@@ -1,0 +1,71 @@
+"""A page over hour buckets in waves gives exactly the items and cursor of the hour-by-hour walk."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import pytest
+
+from registry.history.model import Cursor
+from registry.history.paging import WAVE_MAX, page_over_hours
+
+Doc = dict[str, Any]
+
+
+def bucket(hour: str, n: int) -> list[Doc]:
+    """n deliveries of one hour, newest first (as the store returns them)."""
+    return [{"_id": f"{hour}-{i:03d}", "hour": hour, "created_ms": 10_000 - i} for i in range(n)]
+
+
+def one_by_one(buckets: dict[str, list[Doc]], limit: int, max_hours: int) -> tuple[list[Doc], Cursor | None]:
+    """The walk before waves: one hour after another (registry/history/api.py until 2026-12-01)."""
+    hours = list(buckets)
+    items: list[Doc] = []
+    for n, hour in enumerate(hours):
+        if n >= max_hours:
+            return items, Cursor(hour)
+        need = limit - len(items)
+        docs = buckets[hour][: need + 1]
+        items += docs[:need]
+        if len(items) == limit:
+            more = len(docs) > need or n + 1 < len(hours)
+            last = items[-1]
+            return items, Cursor(hour, last["created_ms"], last["_id"]) if more else None
+    return items, None
+
+
+@pytest.mark.parametrize("seed", range(40))
+async def test_waves_give_the_same_page_as_one_hour_after_another(seed: int) -> None:
+    rng = random.Random(seed)
+    hours = [f"2026-11-{30 - h // 24:02d}T{23 - h % 24:02d}" for h in range(rng.randint(0, 60))]
+    buckets = {h: bucket(h, rng.choice([0, 0, 1, 3, 7, 60])) for h in hours}
+    limit, max_hours = rng.choice([1, 5, 50, 100]), rng.choice([3, 48])
+    asked: list[str] = []
+
+    async def fetch(hour: str, n: int) -> list[Doc]:
+        asked.append(hour)
+        return buckets[hour][:n]
+
+    got = await page_over_hours(hours, fetch, limit, max_hours)
+    assert got == one_by_one(buckets, limit, max_hours)
+    assert len(asked) == len(set(asked)) and len(asked) <= max_hours  # each hour once, never past the cap
+
+
+async def test_the_first_hour_goes_alone_then_waves_grow_to_their_cap() -> None:
+    hours = [f"2026-11-29T{h:02d}" for h in range(23, -1, -1)]
+    running = 0
+    at_start: list[int] = []  # fetches running when each one starts: 1, 1 2, 1 2 3 4, 1..8, ...
+
+    async def fetch(hour: str, n: int) -> list[Doc]:
+        nonlocal running
+        running += 1
+        at_start.append(running)
+        await asyncio.sleep(0)  # every fetch of a wave starts before any ends
+        running -= 1
+        return []  # empty hours: the walk goes on to the last
+
+    assert await page_over_hours(hours, fetch, 50, 48) == ([], None)
+    assert at_start[:7] == [1, 1, 2, 1, 2, 3, 4]
+    assert max(at_start) == WAVE_MAX and len(at_start) == 24
