@@ -630,6 +630,15 @@ class JobKit:
             acks = [await producer.send(self.topics.wink_events, value, key=b"k") for _, value in events]
             await asyncio.gather(*acks)
 
+    async def publish_own(self, n: int) -> tuple[int, int, list[str], list[InputEvent]]:
+        """n events of the webhook's entity on wink.events: a `since` before them, a `now` after, their ids
+        and the events."""
+        since = int(time.time() * 1000) - 1000
+        events = [input_event(self.webhook["entity_id"]) for _ in range(n)]
+        await self.publish(events)
+        parsed = [InputEvent.from_bytes(raw) for _, raw in events]
+        return since, int(time.time() * 1000), [ev for ev, _ in events], parsed
+
     async def sent(self) -> list[DeliveryTask]:
         """Every task on webhooks.deliveries (all there: the job waited for each one's ack)."""
         recs = await read_topic(self.kafka, self.topics.deliveries, idle=2.0, timeout=15)
@@ -719,12 +728,7 @@ async def test_a_resumed_replay_sends_again_only_what_its_unsaved_chunk_marked(
     `webhook-id`), never skips them; what another job asked for, or the webhook got, is not sent."""
     kit = job_kit(1000)
     wid, entity = kit.webhook["_id"], kit.webhook["entity_id"]
-    since = int(time.time() * 1000) - 1000
-    events = [input_event(entity) for _ in range(8)]
-    await kit.publish(events)
-    now = int(time.time() * 1000)
-    ids = [ev for ev, _ in events]
-    parsed = [InputEvent.from_bytes(raw) for _, raw in events]
+    since, now, ids, parsed = await kit.publish_own(8)
     job = new_job("died", "replay", kit.webhook, since, now + 1, now - 60_000)
     job.update(state="running", heartbeat_ms=now - 30_000)
     assert await kit.store.create_job(job) is None
@@ -753,13 +757,8 @@ async def test_the_next_job_sends_what_a_failed_job_left_marked(job_kit: Callabl
     pending, and nobody would finish them. The webhook's next replay, and a recover, send them; what a job
     that did not fail asked for (in flight) is not sent twice."""
     kit = job_kit(1000)
-    wid, entity = kit.webhook["_id"], kit.webhook["entity_id"]
-    since = int(time.time() * 1000) - 1000
-    events = [input_event(entity) for _ in range(3)]
-    await kit.publish(events)
-    now = int(time.time() * 1000)
-    ids = [ev for ev, _ in events]
-    parsed = [InputEvent.from_bytes(raw) for _, raw in events]
+    wid = kit.webhook["_id"]
+    since, now, ids, parsed = await kit.publish_own(3)
     for job_id, state in (("broken", "failed"), ("fine", "succeeded")):
         old = new_job(job_id, "replay", kit.webhook, since, now, now - 60_000)
         old["state"] = state
