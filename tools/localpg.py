@@ -3,7 +3,8 @@
 FerretDB v1's PostgreSQL backend turns every equality filter into `_jsonb->'field' @> value` and creates
 its own indexes as btree expressions, which can never serve `@>`; and through prepared statements the
 field name is a parameter, so even a matching index is skipped by PostgreSQL's generic plans. Two settings
-of this server make FerretDB's queries use indexes, with no change to the application or its indexes:
+of this server make FerretDB's queries use indexes, and a third keeps those indexes fast, with no change to
+the application or its indexes:
 
 - `plan_cache_mode = force_custom_plan`, so the field name is planned as the constant it is;
 - an event trigger that gives every key of every index FerretDB creates a GIN twin (`jsonb_path_ops`),
@@ -11,7 +12,7 @@ of this server make FerretDB's queries use indexes, with no change to the applic
 - `gin_pending_list_limit = 64kB` (default 4 MB): a GIN index keeps new entries in a pending list that every
   query using the index reads through, and with steady inserts (the history writer, the registry's change
   log) those lists stayed near full. A 4 MB list cost a 111-row lookup 4.4 ms against 0.04 ms cleaned; the
-  history API spent ~80-110 ms of PostgreSQL CPU per request, 11-19 ms at 64 kB (bench/RESULTS.md).
+  history API spent 80-113 ms of PostgreSQL CPU per request, 11-18 ms at 64 kB (bench/RESULTS.md).
 
 Measured on 100,000 documents (bench/RESULTS.md): an `_id` lookup 15 ms -> 1.3 ms, a 100-document equality
 match 19 ms -> 5 ms. The socket lives in the data directory, so every INFRA_DIR (the chaos harness makes
