@@ -45,6 +45,12 @@ def test_free_port_is_free_and_a_bound_one_is_not() -> None:
     assert port_free(port) and port_free(port + 1)
 
 
+def test_free_ports_are_below_the_range_outgoing_connections_take_theirs_from() -> None:
+    start = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {free_port() for _ in range(50)}
+    assert all(20000 <= p < start for p in ports), sorted(ports)
+
+
 def _child(tmp: Path, code: str, **kw: object) -> Proc:
     return Proc("child", [sys.executable, "-c", code], {}, cwd=tmp, log_path=tmp / "child.log", **kw)  # type: ignore[arg-type]
 

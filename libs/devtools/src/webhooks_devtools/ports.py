@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import random
 import socket
+from pathlib import Path
+
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+LOWEST_PORT = 20000  # above the well-known and most registered services' ports
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -17,12 +22,23 @@ def port_free(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def free_port(*, pair: bool = False, host: str = "127.0.0.1") -> int:
-    """A port the kernel just called free; with `pair`, one whose successor is free too (a Kafka
-    listener and its controller)."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind((host, 0))
-            port = int(s.getsockname()[1])
-        if not pair or (port < 65535 and port_free(port + 1, host)):
+    """A free port below the kernel's ephemeral range; with `pair`, one whose successor is free too (a Kafka
+    listener and its controller).
+
+    Not a port the kernel picks (bind to 0): those come from the ephemeral range, which the kernel also hands
+    to outgoing connections, and a Kafka or HTTP client could take the port between this check and the
+    server's bind (seen: a router failing three starts in a row on "address already in use")."""
+    top = _ephemeral_start() - 2  # leaves room for a pair's successor
+    for _ in range(500):
+        port = random.randint(LOWEST_PORT, top)
+        if port_free(port, host) and (not pair or port_free(port + 1, host)):
             return port
-    raise RuntimeError("no free port pair found")
+    raise RuntimeError(f"no free port (pair: {pair}) between {LOWEST_PORT} and {top}")
+
+
+def _ephemeral_start() -> int:
+    try:
+        start = int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        start = 32768  # Linux's default
+    return max(start, LOWEST_PORT + 1000)
