@@ -47,8 +47,9 @@ def test_free_port_is_free_and_a_bound_one_is_not() -> None:
 
 def test_free_ports_are_below_the_range_outgoing_connections_take_theirs_from() -> None:
     start = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    ports = {free_port() for _ in range(50)}
+    ports = [free_port() for _ in range(200)]
     assert all(20000 <= p < start for p in ports), sorted(ports)
+    assert len(set(ports)) == len(ports)  # never the same one twice in a process
 
 
 def _child(tmp: Path, code: str, **kw: object) -> Proc:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LOWEST_PORT = 20000  # above the well-known and most registered services' ports
+_given: set[int] = set()  # handed out by this process: not again, even before its server binds it
 
 
 def port_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -31,7 +32,10 @@ def free_port(*, pair: bool = False, host: str = "127.0.0.1") -> int:
     top = _ephemeral_start() - 2  # leaves room for a pair's successor
     for _ in range(500):
         port = random.randint(LOWEST_PORT, top)
+        if port in _given or (pair and port + 1 in _given):
+            continue
         if port_free(port, host) and (not pair or port_free(port + 1, host)):
+            _given.update({port, port + 1} if pair else {port})
             return port
     raise RuntimeError(f"no free port (pair: {pair}) between {LOWEST_PORT} and {top}")
 
