@@ -71,3 +71,22 @@ async def test_the_governor_reads_rate_and_busy_and_holds_until_its_longest() ->
         assert 0.3 <= waited < 1.0
     finally:
         sampler.cancel()
+
+
+async def test_an_idle_host_asks_the_broker_nothing() -> None:
+    asked = 0
+    cpu = iter(CpuTimes(0, 100 * i) for i in range(1000))  # never busy
+
+    async def produced() -> int:
+        nonlocal asked
+        asked += 1
+        return 0
+
+    gov = Governor(YieldPolicy(0.8, 50, max_wait_s=0.3), produced, lambda: next(cpu))
+    sampler = asyncio.create_task(gov.sample_forever())
+    try:
+        await eventually(lambda: gov.busy == 0.0, timeout=5, what="an idle reading")
+        assert asked == 0 and gov.rate is None
+        assert await gov.wait_turn() == 0.0
+    finally:
+        sampler.cancel()

@@ -101,11 +101,13 @@ class Governor:
         cpu, count, at = self._read_cpu(), None, time.monotonic()
         while True:
             await asyncio.sleep(SAMPLE_S)
-            now_cpu, now = self._read_cpu(), time.monotonic()
+            now_cpu = self._read_cpu()
             self.busy = busy_fraction(cpu, now_cpu) if cpu and now_cpu else None
             now_count: int | None = None
-            with contextlib.suppress(Exception):  # no reading (the broker away): the history is not held
-                now_count = await self._produced()
+            # The rate only matters on a busy host: an idle one asks the broker nothing.
+            if self.busy is not None and self.busy >= self.policy.cpu_above:
+                with contextlib.suppress(Exception):  # no reading (the broker away): the history is not held
+                    now_count = await self._produced()
             now = time.monotonic()
             self.rate = None
             if now_count is not None and count is not None:
