@@ -15,7 +15,7 @@ import aiohttp
 from pymongo.asynchronous.database import AsyncDatabase
 
 from registry.settings import RegistrySettings
-from registry.store import change_record
+from registry.store import MongoStore, change_record
 from tests.conftest import eventually
 from tests.integration import test_registry_helpers as helpers
 from tests.integration.test_registry_helpers import (
@@ -200,6 +200,37 @@ async def test_rapid_changes_racing_the_publisher_all_reach_the_topic(
         assert last is not None and (last.version, last.enabled) == (version, enabled[hook_id]), hook_id
         doc = await mongo_db["webhooks"].find_one({"_id": hook_id})
         assert doc is not None and (doc["version"], doc["enabled"]) == (version, enabled[hook_id])
+
+    async def outbox_empty() -> bool:
+        return await mongo_db["webhook_changes"].count_documents({"state": "pending"}) == 0
+
+    # every revision marked, by the batched marks (a mark that matched nothing would leave them pending)
+    await eventually(outbox_empty, timeout=20, what="no pending change left")
+    assert await mongo_db["webhook_changes"].count_documents({"state": "published"}) == 20 * 7
+
+
+async def test_marking_many_changes_marks_exactly_the_pending_revisions_named(
+    servers: Servers, mongo_db: AsyncDatabase[Any]
+) -> None:
+    store = MongoStore(servers.mongo_url, mongo_db.name, 5000)
+    try:
+        now = time.time()
+        docs = [{"_id": f"w{i}", "entity_id": "e", "version": 1, "deleted": False} for i in range(4)]
+        docs.append({**docs[0], "version": 2})
+        await mongo_db["webhook_changes"].insert_many([change_record(doc, now) for doc in docs])
+        assert await store.mark_all_published([("w0", 1), ("w1", 1), ("w9", 1)]) == 2
+        assert await store.mark_all_published([("w0", 1)]) == 0  # published already
+        assert await store.mark_all_published([]) == 0
+        states = {c["_id"]: c["state"] async for c in mongo_db["webhook_changes"].find({})}
+        assert states == {
+            "w0:1": "published",
+            "w1:1": "published",
+            "w2:1": "pending",
+            "w3:1": "pending",
+            "w0:2": "pending",
+        }
+    finally:
+        await store.close()
 
 
 async def test_a_document_that_cannot_be_published_is_set_aside_and_the_others_flow(

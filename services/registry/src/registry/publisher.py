@@ -127,18 +127,18 @@ class Publisher:
             sends: list[Awaitable[None]] = [sink.send(r.key, r.value) for r in records]
             # In order, one partition: the acks come back in the order sent.
             await asyncio.gather(*sends)
-            published = 0
+            # One request marks the configs; a tombstone also removes its document, so it goes alone.
+            published = await self.store.mark_all_published(
+                [(r.webhook_id, r.version) for r in records if not r.deleted]
+            )
             for r in records:
-                if r.deleted:
-                    ok = await self.store.remove_deleted(r.webhook_id, r.version)
-                else:
-                    ok = await self.store.mark_published(r.webhook_id, r.version)
-                if ok:
+                if r.deleted and await self.store.remove_deleted(r.webhook_id, r.version):
                     published += 1
-                    self._on_published(r)
+                self._on_published(r)
             done += published
-            if published + set_aside == 0:
-                # Everything changed under us meanwhile; let the next wake-up or poll pick it up.
+            if len(docs) < BATCH or published + set_aside == 0:
+                # Everything pending when we looked is on Kafka; a change written since has woken us
+                # (or, if it changed under us, the next wake-up or poll picks it up).
                 return done
 
     async def _set_aside(self, doc: d.Doc, exc: UnreadableDocument) -> int:

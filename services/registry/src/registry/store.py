@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
@@ -58,6 +58,7 @@ class Store(Protocol):
     async def update_if_version(self, current: Doc, fields: Doc) -> Doc | None: ...
     async def pending(self, limit: int) -> list[Doc]: ...
     async def mark_published(self, webhook_id: str, version: int) -> bool: ...
+    async def mark_all_published(self, changes: Sequence[tuple[str, int]]) -> int: ...
     async def set_aside(self, webhook_id: str, version: int, reason: str) -> bool: ...
     async def remove_deleted(self, webhook_id: str, version: int) -> bool: ...
     async def ping(self) -> None: ...
@@ -191,6 +192,19 @@ class MongoStore:
             {"_id": change_id(webhook_id, version), "state": PENDING}, {"$set": {"state": PUBLISHED}}
         )
         return res.modified_count == 1
+
+    async def mark_all_published(self, changes: Sequence[tuple[str, int]]) -> int:
+        """Several revisions published at once (one request instead of one each); how many this call marked.
+
+        The `state` equality narrows the scan to the pending set (small) on every backend; `$in` on `_id`
+        picks the revisions among them."""
+        if not changes:
+            return 0
+        res = await self.changes.update_many(
+            {"state": PENDING, "_id": {"$in": [change_id(w, v) for w, v in changes]}},
+            {"$set": {"state": PUBLISHED}},
+        )
+        return res.modified_count
 
     async def set_aside(self, webhook_id: str, version: int, reason: str) -> bool:
         """A change that cannot be published leaves the pending set with its reason (the next change of the

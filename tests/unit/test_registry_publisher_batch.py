@@ -1,0 +1,91 @@
+"""The outbox publisher's round trips to the store per drain: one read and one mark for a short batch.
+
+Under the registry's 500 requests/s mix the publisher marked every change with a request of its own and read
+the outbox twice per wake-up; it fell behind (1,883 changes pending after 32 s, so configs reached routing
+seconds late). The store behind these fakes is the real one in tests/integration/test_registry_outbox.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from registry.publisher import BATCH, Publisher
+from registry.store import Store
+
+
+def doc(webhook_id: str, version: int, deleted: bool = False) -> dict[str, Any]:
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    return {
+        "_id": webhook_id,
+        "entity_id": "e1",
+        "entity_name": "E",
+        "name": "hook",
+        "enabled": True,
+        "event_url": "https://example.com/h",
+        "event_list": [],
+        "user_identifier": "u",
+        "created_at": t0,
+        "updated_at": t0,
+        "changed_at_ms": 5,
+        "version": version,
+        "deleted": deleted,
+        "secrets": [{"encrypted": "a", "created_at": t0, "expires_at": None}],
+    }
+
+
+class Outbox:
+    def __init__(self, docs: list[dict[str, Any]]) -> None:
+        self.docs = docs
+        self.reads = 0
+        self.marks: list[list[tuple[str, int]]] = []
+        self.removed: list[tuple[str, int]] = []
+
+    async def pending(self, limit: int) -> list[dict[str, Any]]:
+        self.reads += 1
+        return self.docs[:limit]
+
+    async def mark_all_published(self, changes: Sequence[tuple[str, int]]) -> int:
+        self.marks.append(list(changes))
+        marked = {(d["_id"], d["version"]) for d in self.docs} & set(changes)
+        self.docs = [d for d in self.docs if (d["_id"], d["version"]) not in marked]
+        return len(marked)
+
+    async def remove_deleted(self, webhook_id: str, version: int) -> bool:
+        self.removed.append((webhook_id, version))
+        self.docs = [d for d in self.docs if (d["_id"], d["version"]) != (webhook_id, version)]
+        return True
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+    async def send(self, key: bytes, value: bytes | None) -> None:
+        self.sent.append(key)
+
+
+async def test_a_short_batch_is_read_once_and_marked_in_one_request() -> None:
+    outbox = Outbox([doc("a", 1), doc("b", 1), doc("a", 2), doc("c", 3, deleted=True)])
+    sink = Sink()
+    published: list[str] = []
+    publisher = Publisher(
+        cast(Store, outbox), lambda: sink, on_published=lambda r: published.append(r.webhook_id)
+    )
+    assert await publisher.drain() == 4
+    assert outbox.reads == 1
+    assert outbox.marks == [[("a", 1), ("b", 1), ("a", 2)]]
+    assert outbox.removed == [("c", 3)]  # a tombstone also removes its document: on its own
+    assert sink.sent == [b"a", b"b", b"a", b"c"]
+    assert published == ["a", "b", "a", "c"]
+
+
+async def test_a_full_batch_is_followed_by_another_read() -> None:
+    outbox = Outbox([doc(f"w{i}", 1) for i in range(BATCH + 3)])
+    publisher = Publisher(cast(Store, outbox), Sink)
+    assert await publisher.drain() == BATCH + 3
+    assert outbox.reads == 2 and [len(m) for m in outbox.marks] == [BATCH, 3]
