@@ -130,8 +130,7 @@ async def test_a_job_that_raises_frees_its_slot_and_its_offset(
         invalid = await eventually(lambda: _invalid(servers, topics, 1), what="the failed task set aside")
         tp = TopicPartition(topics.deliveries, 0)
         await eventually(lambda: _at(servers.kafka, group, tp, len(tasks)), what="the commit past it")
-        assert d._consumer is not None
-        await eventually(lambda: d._consumer is not None and d._consumer.pending == 0, what="no slot leaked")
+        await eventually(lambda: sum(c.pending for c in d._consumers) == 0, what="no slot leaked")
         more = [make_task(hook, n) for n in range(5, 9)]  # more than max_pending: needs every slot back
         await publish(servers.kafka, topics, tasks=more, partition=0)
         await eventually(
@@ -156,12 +155,12 @@ async def test_readyz_says_whether_the_consumer_runs(
 
         await eventually(lambda: _is(status("/readyz"), 200), what="ready once it joined its group")
         assert await status("/healthz") == 200
-        assert d._consumer is not None
+        fresh, _retries = d._consumers  # fresh deliveries, the retry topics
 
         async def broken(*_a: Any, **_k: Any) -> Any:
             raise RuntimeError("the consumer loop dies")
 
-        d._consumer._consumer.getmany = broken
+        fresh._consumer.getmany = broken
         await eventually(lambda: _is(status("/readyz"), 503), what="not ready once the loop died")
         assert isinstance(d.failed, RuntimeError)
         assert await status("/healthz") == 200

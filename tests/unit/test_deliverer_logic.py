@@ -431,3 +431,27 @@ async def test_a_url_that_stops_answering_gets_one_attempt_and_a_short_queue() -
     assert not lanes.is_degraded("http://dead")
     release.set()
     await lanes.wait_idle(1)
+
+
+@pytest.mark.parametrize(("separate", "reads"), [(True, [["d"], ["r1", "r2"]]), (False, [["d", "r1", "r2"]])])
+async def test_fresh_deliveries_and_retries_are_read_by_consumers_of_their_own_in_one_group(
+    separate: bool, reads: list[list[str]]
+) -> None:
+    from unittest.mock import MagicMock
+
+    from deliverer.consumer import delivery_runtimes
+    from deliverer.settings import DelivererSettings
+    from webhooks_common.topics import Topics
+
+    topics = Topics(prefix="t.")
+    settings = DelivererSettings(kafka_bootstrap_servers="127.0.0.1:1", separate_retry_consumer=separate)
+    runtimes = delivery_runtimes(
+        settings, topics, MagicMock(), MagicMock(), [("r1", 1.0), ("r2", 5.0)], MagicMock(), lambda _e: None
+    )
+    names = {topics.deliveries: "d", topics.retry("r1"): "r1", topics.retry("r2"): "r2"}
+    try:
+        assert [[names[t] for t in r.topics] for r in runtimes] == reads
+        assert len({r._s.group_id for r in runtimes}) == 1
+    finally:
+        for r in runtimes:
+            await r.stop()

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiokafka import AIOKafkaProducer
 
 from deliverer.configs import ConfigView
-from deliverer.consumer import delivery_runtime
+from deliverer.consumer import delivery_runtimes
 from deliverer.handler import Pipeline
 from deliverer.http_client import make_session
 from deliverer.metrics import DelivererMetrics, serve_metrics
@@ -49,7 +49,7 @@ class Deliverer:
         self._stopped = asyncio.Event()
         self._fatal: BaseException | None = None
         self._runner: web.AppRunner | None = None
-        self._consumer: ConsumerRuntime[DeliveryTask] | None = None
+        self._consumers: list[ConsumerRuntime[DeliveryTask]] = []
         # what /readyz checks (read at each request, so a part started later can add its own)
         self.checks: dict[str, Check] = {"consumer": self._consumer_ready, "config": self._config_ready}
         self._producer: AIOKafkaProducer | None = None
@@ -84,17 +84,18 @@ class Deliverer:
             tiers=self._tiers,
             on_fatal=self._on_fatal,
         )
-        self._consumer = delivery_runtime(
+        self._consumers = delivery_runtimes(
             s, self.topics, self.pipeline, self.metrics, self._tiers, producer, self._on_fatal
         )
-        await self._consumer.start()
+        for consumer in self._consumers:
+            await consumer.start()
         self._started = True
         log.info(
             "deliverer started (group %s, metrics on :%s)", s.consumer_group(s.group_id), self.metrics_port
         )
 
     def _consumer_ready(self) -> bool:
-        return self._consumer is not None and self._consumer.ready
+        return bool(self._consumers) and all(c.ready for c in self._consumers)
 
     def _config_ready(self) -> tuple[bool, str]:
         return self.config.status()
@@ -111,8 +112,8 @@ class Deliverer:
         self.request_stop()
 
     def request_stop(self) -> None:
-        if self._consumer is not None:
-            self._consumer.request_stop()
+        for consumer in self._consumers:
+            consumer.request_stop()
         self._stopped.set()
 
     async def wait(self) -> None:
@@ -131,8 +132,8 @@ class Deliverer:
             self._started = False
             self.request_stop()
             s = self.settings
-            assert self._consumer is not None
-            await self._consumer.wait_stopped(5)
+            for consumer in self._consumers:
+                await consumer.wait_stopped(5)
             self.pipeline.forget_all_queued()  # never started: left uncommitted for the next owner
             if not await self.pipeline.lanes.wait_idle(s.shutdown_grace_s):
                 log.warning(
@@ -140,11 +141,12 @@ class Deliverer:
                 )
                 await self.pipeline.lanes.cancel_all()
             await self.pipeline.wait_acked(10)
-            try:
-                await self._consumer.commit()
-            except Exception:
-                log.exception("final commit failed")
-            await self._consumer.stop()
+            for consumer in self._consumers:
+                try:
+                    await consumer.commit()
+                except Exception:
+                    log.exception("final commit failed")
+                await consumer.stop()
             assert self._producer is not None and self._session is not None
             await stop_client(self._producer)
             await self._session.close()
@@ -166,8 +168,8 @@ class Deliverer:
             await self.stop()
             return
         # whatever start() got to before it failed: a started Kafka client left behind leaks its sockets
-        if self._consumer is not None:
-            await self._consumer.stop()
+        for consumer in self._consumers:
+            await consumer.stop()
         if self._producer is not None:
             await stop_client(self._producer)
         if self._session is not None:

@@ -49,7 +49,7 @@ class DeliveryIntake(BaseHandler[DeliveryTask]):
         self._pipeline.forget(lambda j: j.revoked)
 
 
-def delivery_runtime(
+def delivery_runtimes(
     settings: DelivererSettings,
     topics: Topics,
     pipeline: Pipeline,
@@ -57,31 +57,39 @@ def delivery_runtime(
     tiers: Sequence[tuple[str, float]],
     producer: AIOKafkaProducer,
     on_fatal: Callable[[BaseException], None],
-) -> ConsumerRuntime[DeliveryTask]:
+) -> list[ConsumerRuntime[DeliveryTask]]:
+    """The consumers of one deliverer process, all in its group, all feeding `pipeline`: one for fresh
+    deliveries and one for the retry topics (`separate_retry_consumer`), or one for everything."""
     tier_of = {topics.retry(name): secs for name, secs in tiers}
-    decoders = {topics.deliveries: decode_task, **dict.fromkeys(tier_of, decode_task)}
-    runtime: ConsumerRuntime[DeliveryTask]
+    if settings.separate_retry_consumer and tier_of:
+        reads = [[topics.deliveries], list(tier_of)]
+    else:
+        reads = [[topics.deliveries, *tier_of]]
+    runtimes: list[ConsumerRuntime[DeliveryTask]] = []
 
     def tick() -> None:
-        metrics.pending.set(runtime.pending)
-        metrics.retry_backlog.set(runtime.lag(set(tier_of)))
+        metrics.pending.set(sum(r.pending for r in runtimes))
+        metrics.retry_backlog.set(sum(r.lag(set(tier_of)) for r in runtimes))
 
-    runtime = ConsumerRuntime(
-        RuntimeSettings(
-            bootstrap=settings.kafka_bootstrap_servers,
-            group_id=settings.consumer_group(settings.group_id),
-            invalid_topic=topics.invalid,
-            max_poll_records=settings.max_poll_records,
-            max_pending=settings.max_pending,
-            session_timeout_ms=settings.session_timeout_ms,
-            commit_interval_s=settings.commit_interval_s,
-            revoke_wait_s=REBALANCE_WAIT_S,
-        ),
-        decoders,
-        DeliveryIntake(pipeline, tier_of),
-        producer=producer,
-        on_fatal=on_fatal,
-        on_tick=tick,
-        on_set_aside=lambda _rec, _exc: metrics.invalid.inc(),
-    )
-    return runtime
+    for topic_names in reads:
+        runtimes.append(
+            ConsumerRuntime(
+                RuntimeSettings(
+                    bootstrap=settings.kafka_bootstrap_servers,
+                    group_id=settings.consumer_group(settings.group_id),
+                    invalid_topic=topics.invalid,
+                    max_poll_records=settings.max_poll_records,
+                    max_pending=settings.max_pending,
+                    session_timeout_ms=settings.session_timeout_ms,
+                    commit_interval_s=settings.commit_interval_s,
+                    revoke_wait_s=REBALANCE_WAIT_S,
+                ),
+                dict.fromkeys(topic_names, decode_task),
+                DeliveryIntake(pipeline, tier_of),
+                producer=producer,
+                on_fatal=on_fatal,
+                on_tick=tick if not runtimes else None,
+                on_set_aside=lambda _rec, _exc: metrics.invalid.inc(),
+            )
+        )
+    return runtimes

@@ -78,6 +78,13 @@ class DelivererSettings(CommonSettings):
         description="Kafka group session timeout: how soon a dead deliverer's partitions move.",
     )
     max_poll_records: int = Field(500, ge=1, description="Records fetched per poll.")
+    separate_retry_consumer: bool = Field(
+        True,
+        description="Read the retry topics with a consumer of their own (same group) instead of the one "
+        "that reads fresh deliveries. Every fetch names each partition it reads, so one consumer for all "
+        "put the five retry topics' partitions into every fetch of a fresh delivery; split, fresh "
+        "deliveries are fetched with the deliveries topic's partitions only.",
+    )
     records_linger_ms: int = Field(
         50,
         ge=0,

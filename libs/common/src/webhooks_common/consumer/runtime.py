@@ -491,6 +491,11 @@ class ConsumerRuntime(Generic[M]):
         ends = await self._consumer.end_offsets(tps)
         return sum(ends.values())
 
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """The topics this consumer reads."""
+        return tuple(self._decoders)
+
     def lag(self, topics: set[str]) -> int:
         """Records after our last commit on the assigned partitions of `topics` (0 where unknown)."""
         total = 0
