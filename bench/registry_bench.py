@@ -275,8 +275,25 @@ async def main() -> None:
                 errors[op] += not ok
                 due += interval
 
+        # The outbox's backlog: changes accepted but not yet on Kafka (how late routing sees them).
+        changes = mongo[database]["webhook_changes"]
+        backlog: list[int] = []
+
+        async def sample_outbox() -> None:
+            while True:
+                backlog.append(await changes.count_documents({"state": "pending"}))
+                await asyncio.sleep(1.0)
+
+        sampler = asyncio.create_task(sample_outbox())
         await asyncio.gather(*(client(c) for c in range(args.clients)))
         elapsed = time.perf_counter() - started
+        sampler.cancel()
+        drained_s: float | None = None
+        while time.perf_counter() - started - elapsed < 60:
+            if await changes.count_documents({"state": "pending"}) == 0:
+                drained_s = time.perf_counter() - started - elapsed
+                break
+            await asyncio.sleep(0.1)
         cpu1 = {p.name: cpu_seconds(p.pid or 0) or 0.0 for p in procs}
         # PostgreSQL starts a backend per new connection: count those that came during the run from zero.
         store_cpu = {
@@ -320,7 +337,13 @@ async def main() -> None:
             f"**{total / elapsed:,.0f} requests/s** in all; p50 {statistics.median(all_ms):.1f} ms, "
             f"p99 {pct(all_ms, 0.99):.1f} ms. CPU per request: registries {reg_cpu / total * 1000:.2f} ms"
             + "".join(f", {k} {v:.2f} ms" for k, v in cpu_ms.items())
-            + f"; registries' RSS {rss:.0f} MB.",
+            + f"; registries' RSS {rss:.0f} MB. Outbox: at most {max(backlog, default=0):,} changes pending"
+            + " during the run, "
+            + (
+                f"all on Kafka {drained_s:.1f} s after the last answer."
+                if drained_s is not None
+                else "still some pending 60 s after the last answer."
+            ),
             "",
         ]
     )
