@@ -7,12 +7,14 @@ seconds late). The store behind these fakes is the real one in tests/integration
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
 from registry.publisher import BATCH, Publisher
 from registry.store import Store
+from tests.conftest import eventually
 
 
 def doc(webhook_id: str, version: int, deleted: bool = False) -> dict[str, Any]:
@@ -89,3 +91,21 @@ async def test_a_full_batch_is_followed_by_another_read() -> None:
     publisher = Publisher(cast(Store, outbox), Sink)
     assert await publisher.drain() == BATCH + 3
     assert outbox.reads == 2 and [len(m) for m in outbox.marks] == [BATCH, 3]
+
+
+async def test_changes_woken_within_the_gather_time_go_out_in_one_drain() -> None:
+    outbox = Outbox([])
+    sink = Sink()
+    publisher = Publisher(cast(Store, outbox), lambda: sink, poll_seconds=30, gather_s=0.2)
+    task = asyncio.create_task(publisher.run())
+    try:
+        await eventually(lambda: outbox.reads == 1, what="the first (empty) drain")
+        for n in range(3):  # three requests' changes, a moment apart
+            outbox.docs.append(doc(f"w{n}", 1))
+            publisher.wake()
+            await asyncio.sleep(0)
+        await eventually(lambda: len(sink.sent) == 3, what="the three changes sent")
+        assert outbox.reads == 2 and len(outbox.marks) == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

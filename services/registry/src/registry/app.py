@@ -88,6 +88,7 @@ class Runtime:
             self.store,
             self._sink_factory,
             settings.publish_poll_seconds,
+            gather_s=settings.publish_gather_ms / 1000,
             on_published=self.metrics.on_published,
             on_set_aside=self.metrics.set_aside.inc,
         )

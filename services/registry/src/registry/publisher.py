@@ -75,8 +75,10 @@ class Publisher:
         on_published: Callable[[d.ConfigRecord], None] = lambda _record: None,
         max_backoff: float = 5.0,
         on_set_aside: Callable[[], None] = lambda: None,
+        gather_s: float = 0.0,
     ) -> None:
         self.store, self._sink_factory, self.poll = store, sink_factory, poll_seconds
+        self._gather_s = gather_s
         self._on_published, self._max_backoff = on_published, max_backoff
         self._on_set_aside = on_set_aside
         # Set aside but not markable in the store (no string id, or a deleted one): skipped in this process.
@@ -179,7 +181,8 @@ class Publisher:
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._max_backoff)
                 continue
-            await wait_event(self._wake, self.poll)
+            if await wait_event(self._wake, self.poll) and self._gather_s:
+                await asyncio.sleep(self._gather_s)  # let the changes of the next moments join this drain
 
     async def close(self) -> None:
         await self._drop_sink()

@@ -41,6 +41,13 @@ class RegistrySettings(CommonSettings):
         description="Outbox poll period: how often unpublished changes are looked for besides the "
         "immediate wake-up on every change (recovery after a crash or a Kafka outage).",
     )
+    publish_gather_ms: float = Field(
+        20.0,
+        ge=0,
+        description="After a change wakes the outbox publisher, it waits this long for more before reading "
+        "the pending changes: under load one read and one mark carry many changes instead of one or two "
+        "(each read returns every pending change; FerretDB decodes each in full).",
+    )
     publisher_enabled: bool = Field(
         True, description="Run the outbox publisher in this process (off only for tests and tools)."
     )
