@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -79,3 +80,26 @@ def attempt_record(
     fields.update(attempt=attempt, at_ms=at_ms, outcome=outcome, duration_ms=12.5)
     fields.update(kw)
     return AttemptRecord(**fields)
+
+
+def stored_webhook_doc(**over: Any) -> dict[str, Any]:
+    """A webhook document as the registry stores it (version 2, one encrypted secret); `over` replaces."""
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    doc: dict[str, Any] = {
+        "_id": "w1",
+        "entity_id": "e1",
+        "entity_name": "E",
+        "name": "hook",
+        "enabled": True,
+        "event_url": "https://example.com/h",
+        "event_list": [],
+        "user_identifier": "u",
+        "created_at": t0,
+        "updated_at": t0,
+        "changed_at_ms": 5,
+        "version": 2,
+        "deleted": False,
+        "secrets": [{"encrypted": "a", "created_at": t0, "expires_at": None}],
+    }
+    doc.update(over)
+    return doc

@@ -9,32 +9,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any, cast
 
 from registry.publisher import BATCH, Publisher
 from registry.store import Store
 from tests.conftest import eventually
+from tests.support.factories import stored_webhook_doc
 
 
 def doc(webhook_id: str, version: int, deleted: bool = False) -> dict[str, Any]:
-    t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    return {
-        "_id": webhook_id,
-        "entity_id": "e1",
-        "entity_name": "E",
-        "name": "hook",
-        "enabled": True,
-        "event_url": "https://example.com/h",
-        "event_list": [],
-        "user_identifier": "u",
-        "created_at": t0,
-        "updated_at": t0,
-        "changed_at_ms": 5,
-        "version": version,
-        "deleted": deleted,
-        "secrets": [{"encrypted": "a", "created_at": t0, "expires_at": None}],
-    }
+    return stored_webhook_doc(_id=webhook_id, version=version, deleted=deleted)
 
 
 class Outbox:

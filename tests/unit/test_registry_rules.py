@@ -38,6 +38,7 @@ from registry.openapi import build_openapi
 from registry.problems import Problem, problem_for
 from registry.routes import ROUTES
 from registry.validation import check_fields, normalize_event_list
+from tests.support.factories import stored_webhook_doc
 from webhooks_common.consumer import Outcome, Undecodable
 from webhooks_common.urls import UrlPolicy, url_error
 
@@ -167,30 +168,8 @@ def test_domain_errors_map_to_problems_in_one_place() -> None:
     assert problem_for(UnreadableDocument("w1", "x")).status == 500
 
 
-def _stored(**over: object) -> dict[str, object]:
-    t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    doc: dict[str, object] = {
-        "_id": "w1",
-        "entity_id": "e1",
-        "entity_name": "E",
-        "name": "hook",
-        "enabled": True,
-        "event_url": "https://example.com/h",
-        "event_list": [],
-        "user_identifier": "u",
-        "created_at": t0,
-        "updated_at": t0,
-        "changed_at_ms": 5,
-        "version": 2,
-        "deleted": False,
-        "secrets": [{"encrypted": "a", "created_at": t0, "expires_at": None}],
-    }
-    doc.update(over)
-    return doc
-
-
 def test_stored_documents_convert_both_ways_or_say_why_not() -> None:
-    doc = _stored()
+    doc = stored_webhook_doc()
     webhook = from_doc(doc)
     assert webhook.id == "w1" and webhook.secrets[0].encrypted == "a"
     assert to_doc(webhook) == doc
@@ -203,18 +182,19 @@ def test_stored_documents_convert_both_ways_or_say_why_not() -> None:
         ({"event_url": None}, "event_url"),
     ):
         with pytest.raises(UnreadableDocument) as exc:
-            from_doc(_stored(**damage))
+            from_doc(stored_webhook_doc(**damage))
         assert exc.value.webhook_id == "w1" and words in exc.value.reason
         with pytest.raises(UnreadableDocument):
-            config_record(_stored(**damage))
+            config_record(stored_webhook_doc(**damage))
     # A delete goes out as a tombstone even when the rest of the document is damaged.
-    tomb = config_record(_stored(deleted=True, enabled="yes", changed_at_ms=Int64(1_790_000_000_000)))
+    damaged = stored_webhook_doc(deleted=True, enabled="yes", changed_at_ms=Int64(1_790_000_000_000))
+    tomb = config_record(damaged)
     assert tomb.key == b"w1" and tomb.value is None and tomb.version == 2
     assert tomb.changed_at_ms == 1_790_000_000_000  # MongoDB returns large integers as bson's Int64
 
 
 def test_a_change_that_changes_nothing_is_no_change() -> None:
-    webhook = from_doc(_stored())
+    webhook = from_doc(stored_webhook_doc())
     assert changed_fields(webhook, WebhookChanges()) is None
     assert changed_fields(webhook, WebhookChanges(name="hook", event_list=[], entity_name="E")) is None
     assert changed_fields(webhook, WebhookChanges(name="hook", enabled=False)) == {"enabled": False}
