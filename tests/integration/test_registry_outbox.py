@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 from pymongo.asynchronous.database import AsyncDatabase
 
+from registry.publisher import BATCH
 from registry.settings import RegistrySettings
 from registry.store import MongoStore, change_record
 from tests.conftest import eventually
@@ -263,3 +264,20 @@ async def test_a_document_that_cannot_be_published_is_set_aside_and_the_others_f
         status, metrics, _ = await api.call("GET", "/metrics", token=None)
         assert status == 200
         assert "registry_configs_set_aside_total 3.0" in metrics
+
+
+async def test_a_full_batch_is_marked_by_one_statement_and_the_store_keeps_answering(
+    servers: Servers, mongo_db: AsyncDatabase[Any]
+) -> None:
+    """FerretDB v1 stops answering on an `update` command of ~50 statements (services/registry/README.md); the
+    publisher's batch of up to BATCH revisions is one statement matching many documents, which must not."""
+    store = MongoStore(servers.mongo_url, mongo_db.name, 5000)
+    try:
+        docs = [{"_id": f"w{i}", "entity_id": "e", "version": 1, "deleted": False} for i in range(BATCH)]
+        await mongo_db["webhook_changes"].insert_many([change_record(doc, time.time()) for doc in docs])
+        marked = await asyncio.wait_for(store.mark_all_published([(f"w{i}", 1) for i in range(BATCH)]), 60)
+        assert marked == BATCH
+        await asyncio.wait_for(store.ping(), 10)
+        assert await mongo_db["webhook_changes"].count_documents({"state": "pending"}) == 0
+    finally:
+        await store.close()
