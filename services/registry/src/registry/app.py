@@ -18,6 +18,7 @@ from registry.commands import CommandConsumer
 from registry.documents import ConfigRecord
 from registry.handlers import Handlers
 from registry.history.api import HistoryApi
+from registry.lease import StoreLease, send_budget_s
 from registry.openapi import build_openapi
 from registry.page.routes import add_page_routes
 from registry.problems import problem_for, problem_response
@@ -55,6 +56,9 @@ class Metrics(OwnMetrics):
             "Webhook changes that cannot be published (not a webhook's shape); reason in webhook_changes",
         )
         self.kafka_up = self.gauge("registry_kafka_up", "Publisher connected to Kafka (1) or not (0)")
+        self.lease_held = self.gauge(
+            "registry_outbox_lease_held", "This process holds the outbox lease and publishes (1) or not (0)"
+        )
 
     def on_published(self, record: ConfigRecord) -> None:
         self.published.labels("tombstone" if record.deleted else "config").inc()
@@ -80,10 +84,13 @@ class Runtime:
         self.authenticator = Authenticator(sources, settings.jwt_audience)
         self.metrics = Metrics()
         self.openapi_bytes = orjson.dumps(build_openapi())
+        sink_timeout_ms = int(send_budget_s(settings.publish_lease_s)[0] * 1000)
         self._sink_factory = sink_factory or (
-            lambda: KafkaSink(settings.kafka_bootstrap_servers, self.topics.config)
+            lambda: KafkaSink(settings.kafka_bootstrap_servers, self.topics.config, sink_timeout_ms)
         )
         self.store = MongoStore(settings.mongo_url, settings.database, settings.mongo_timeout_ms)
+        lease = StoreLease(self.store.leases, settings.publish_lease_s, settings.publish_poll_seconds)
+        self.metrics.lease_held.set_function(lambda: 1.0 if lease.held else 0.0)
         self.publisher = Publisher(
             self.store,
             self._sink_factory,
@@ -91,6 +98,7 @@ class Runtime:
             gather_s=settings.publish_gather_ms / 1000,
             on_published=self.metrics.on_published,
             on_set_aside=self.metrics.set_aside.inc,
+            lease=lease,
         )
         limits = Limits(settings.max_webhooks_per_entity, timedelta(hours=settings.secret_overlap_hours))
         notify = self.publisher.wake if settings.publisher_enabled else (lambda: None)

@@ -2,8 +2,9 @@
 
 Woken on every change (so routing sees it within milliseconds) and on a short poll (recovery after a crash
 or a Kafka outage). Sends are acks=all; a change is marked published only after the ack, so nothing accepted
-by the API can be lost between MongoDB and Kafka. Several registry processes may each run one: a change sent
-twice is the same record on a compacted topic.
+by the API can be lost between MongoDB and Kafka. Several registry processes may each run one, but only the
+holder of the outbox lease (`lease.py`) publishes, so revisions of one webhook reach the topic in version
+order whichever process wrote them; a change sent twice (after a takeover) is the same record again.
 
 A change whose document cannot be turned into a config (damaged, or written by another writer) is set aside
 rather than retried: its revision leaves the pending set with the reason (`state: set_aside`, `error`), a
@@ -23,6 +24,7 @@ from aiokafka.errors import KafkaError
 
 from registry import documents as d
 from registry.errors import UnreadableDocument
+from registry.lease import Lease, SoleLease
 from registry.store import Store
 from webhooks_common.aio import raise_if_cancelled, wait_event
 from webhooks_common.kafka import make_producer, start_client, stop_client
@@ -46,7 +48,11 @@ class KafkaSink:
         self._producer = None
 
     async def start(self) -> None:
-        producer = make_producer(self._bootstrap, request_timeout_ms=self._timeout)
+        # Not idempotent: aiokafka retries an idempotent batch for ever, and a lease holder must know that
+        # its sends are acknowledged or given up within two request timeouts (`lease.send_budget_s`).
+        # Ordering holds without it (one batch in flight per partition); a retried duplicate is the same
+        # record on a compacted topic.
+        producer = make_producer(self._bootstrap, request_timeout_ms=self._timeout, enable_idempotence=False)
         await start_client(producer)
         self._producer = producer
 
@@ -59,6 +65,18 @@ class KafkaSink:
         assert self._producer is not None, "start() first"
         fut = await self._producer.send(self._topic, key=key, value=value)
         await fut
+
+
+def in_version_order(docs: list[d.Doc]) -> list[d.Doc]:
+    """The batch in store order, except that each webhook's revisions go out oldest version first: their
+    order in the store comes from the clocks of the processes that wrote them, which may disagree."""
+    by_hook: dict[str, list[d.Doc]] = {}
+    for doc in docs:
+        by_hook.setdefault(repr(doc.get("_id")), []).append(doc)
+    for revisions in by_hook.values():
+        revisions.sort(key=lambda doc: doc["version"] if d.is_int(doc.get("version")) else -1)
+    queues = {hook: iter(revisions) for hook, revisions in by_hook.items()}
+    return [next(queues[repr(doc.get("_id"))]) for doc in docs]
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -76,8 +94,10 @@ class Publisher:
         max_backoff: float = 5.0,
         on_set_aside: Callable[[], None] = lambda: None,
         gather_s: float = 0.0,
+        lease: Lease | None = None,
     ) -> None:
         self.store, self._sink_factory, self.poll = store, sink_factory, poll_seconds
+        self.lease: Lease = lease or SoleLease()
         self._gather_s = gather_s
         self._on_published, self._max_backoff = on_published, max_backoff
         self._on_set_aside = on_set_aside
@@ -108,15 +128,24 @@ class Publisher:
             except Exception:  # already broken; a new one is made on the next round
                 log.debug("producer stop failed", exc_info=True)
 
+    async def round(self) -> None:
+        """One wake-up: drain while this process holds the lease."""
+        if await self.lease.acquire():
+            await self.drain()
+        else:
+            await self._ensure_sink()  # readiness reflects Kafka on every registry
+
     async def drain(self) -> int:
         """Publish every pending document once; returns how many were published and marked."""
         done = 0
         # Connect first even with nothing to send, so readiness reflects Kafka while idle too.
         sink = await self._ensure_sink()
         while True:
-            docs = await self.store.pending(BATCH)
+            docs = in_version_order(await self.store.pending(BATCH))
             if not docs:
                 return done
+            if not self.lease.may_send():
+                return done  # the lease ends before these sends surely would: its next holder sends them
             records: list[d.ConfigRecord] = []
             set_aside = 0
             for doc in docs:
@@ -165,7 +194,7 @@ class Publisher:
             raise_if_cancelled()
             self._wake.clear()
             try:
-                await self.drain()
+                await self.round()
                 backoff = 0.2
                 self.last_error = None
             except asyncio.CancelledError:
@@ -185,4 +214,8 @@ class Publisher:
                 await asyncio.sleep(self._gather_s)  # let the changes of the next moments join this drain
 
     async def close(self) -> None:
+        try:
+            await self.lease.release()
+        except Exception as exc:  # the store is down: the others take over when the lease ends
+            log.warning("outbox lease not handed back", extra={"error": repr(exc)})
         await self._drop_sink()

@@ -48,6 +48,15 @@ class RegistrySettings(CommonSettings):
         "the pending changes: under load one read and one mark carry many changes instead of one or two "
         "(each read returns every pending change; FerretDB decodes each in full).",
     )
+    publish_lease_s: float = Field(
+        15.0,
+        ge=4,
+        description="The outbox lease: one registry process at a time publishes (so a webhook's revisions "
+        "reach the config topic in version order) and renews its lease every fifth of this. A stopped "
+        "registry hands it back at once; after a crash the others take over when it ends. Changes written "
+        "through the other registries are published by the holder's next poll "
+        "(REGISTRY_PUBLISH_POLL_SECONDS).",
+    )
     publisher_enabled: bool = Field(
         True, description="Run the outbox publisher in this process (off only for tests and tools)."
     )

@@ -18,6 +18,7 @@ from registry.documents import Doc
 log = logging.getLogger(__name__)
 
 CHANGES = "webhook_changes"
+LEASES = "outbox_lease"
 PENDING, PUBLISHED, SET_ASIDE = "pending", "published", "set_aside"
 # A revision still pending this long after it was written, with the document behind it, lost its writer.
 REPAIR_AFTER_S = 30.0
@@ -112,6 +113,7 @@ class MongoStore:
         db = self.client[database]
         self.col = db["webhooks"]
         self.changes = db[CHANGES]
+        self.leases = db[LEASES]  # the outbox lease (`lease.py`)
         self.entity_locks = KeyedLocks()  # the per-entity cap check and the insert go together
         self._pruned_at = 0.0
 
