@@ -21,6 +21,13 @@ start_registry = helpers.start_registry
 
 WRITERS = 8
 ROUNDS = 12
+LEASE_METRIC = "registry_outbox_lease_held"
+
+
+async def lease_held(session: aiohttp.ClientSession, base: str) -> float:
+    async with session.get(base + "/metrics") as resp:
+        text = await resp.text()
+    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(LEASE_METRIC + " "))
 
 
 async def test_eight_writers_on_two_registry_processes_win_exactly_the_versions_they_add(
@@ -66,6 +73,8 @@ async def test_eight_writers_on_two_registry_processes_win_exactly_the_versions_
 
         # While both run: one holds the outbox lease and publishes what either wrote.
         records = await read_topic(servers.kafka, topics.config, until=has_final, timeout=30)
+        held = [await lease_held(session, registry.base) for registry in (first, second)]
+        assert sorted(held) == [0.0, 1.0], held  # what an SRE sees: which registry publishes
 
     # Every successful compare-and-set added exactly one version, and no version was won twice.
     assert lost > 0, "the writers never raced: the test proves nothing"
