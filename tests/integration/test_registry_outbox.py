@@ -115,17 +115,8 @@ async def test_crash_between_mongo_write_and_publish_loses_nothing(
         assert config is not None and config.entity_id == "entity-crash" and config.version == 1
 
 
-async def test_resync_republishes_every_config(
-    make_settings: Callable[..., RegistrySettings], servers: Servers, topics: Topics
-) -> None:
-    async with registry_api(make_settings()) as api:
-        ids = [(await api.create(name=f"hook {i}"))["id"] for i in range(3)]
-
-        def all_there(records: list[Any]) -> bool:
-            return set(ids) <= set(configs_by_id(records))
-
-        before = await read_topic(servers.kafka, topics.config, until=all_there, timeout=20)
-    settings = make_settings()
+async def resync_cli(settings: RegistrySettings, servers: Servers, topics: Topics) -> bytes:
+    """`python -m registry resync` as an operator runs it; its output."""
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": servers.kafka,
@@ -138,7 +129,22 @@ async def test_resync_republishes_every_config(
         sys.executable, "-m", "registry", "resync", cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE
     )
     out, _ = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 0 and b"republished 3" in out
+    assert proc.returncode == 0, out
+    return out
+
+
+async def test_resync_republishes_every_config(
+    make_settings: Callable[..., RegistrySettings], servers: Servers, topics: Topics
+) -> None:
+    async with registry_api(make_settings()) as api:
+        ids = [(await api.create(name=f"hook {i}"))["id"] for i in range(3)]
+
+        def all_there(records: list[Any]) -> bool:
+            return set(ids) <= set(configs_by_id(records))
+
+        before = await read_topic(servers.kafka, topics.config, until=all_there, timeout=20)
+    out = await resync_cli(make_settings(), servers, topics)
+    assert b"republished 3" in out
 
     def twice(records: list[Any]) -> bool:
         return len(records) >= len(before) + 3
@@ -146,6 +152,35 @@ async def test_resync_republishes_every_config(
     after = await read_topic(servers.kafka, topics.config, until=twice, timeout=20)
     again = configs_by_id(after[len(before) :])
     assert set(again) == set(ids)
+
+
+async def test_resync_ends_on_a_change_published_while_it_read_the_older_state(
+    make_settings: Callable[..., RegistrySettings],
+    servers: Servers,
+    topics: Topics,
+    mongo_db: AsyncDatabase[Any],
+) -> None:
+    # As if a registry's outbox published version 2 while resync was sending the version 1 it had read:
+    # the document still says 1 (its writer is between the two writes), the revision of 2 exists.
+    async with registry_api(make_settings()) as api:
+        hook = await api.create(name="v1")
+
+        def published(records: list[Any]) -> bool:
+            return hook["id"] in configs_by_id(records)
+
+        await read_topic(servers.kafka, topics.config, until=published, timeout=20)
+    stored = await mongo_db["webhooks"].find_one({"_id": hook["id"]})
+    assert stored is not None
+    newer = {**stored, "version": stored["version"] + 1, "name": "v2"}
+    await mongo_db["webhook_changes"].insert_one({**change_record(newer, time.time()), "state": "published"})
+
+    await resync_cli(make_settings(), servers, topics)
+
+    def ends_on_v2(records: list[Any]) -> bool:
+        seen = configs_by_id(records).get(hook["id"], [])
+        return bool(seen) and seen[-1] is not None and seen[-1].name == "v2"
+
+    assert ends_on_v2(await read_topic(servers.kafka, topics.config, until=ends_on_v2, timeout=20))
 
 
 async def test_mongo_down_answers_503_quickly_and_readyz_says_so(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import cast
 
 from registry.lease import SKEW_S, Epoch, claim, send_budget_s
-from registry.publisher import Publisher, in_version_order
+from registry.publisher import BATCH, Publisher, in_version_order
 from registry.store import Store
 from tests.support.factories import stored_webhook_doc
 from tests.unit.test_registry_publisher_batch import Outbox, Sink, doc
@@ -64,9 +64,6 @@ class Lease:
         self.acquired += 1
         return self.held
 
-    def may_send(self) -> bool:
-        return self.held
-
     async def release(self) -> None:
         self.released += 1
 
@@ -90,9 +87,19 @@ async def test_a_lease_ending_before_the_sends_would_stops_the_drain_before_send
     outbox, sink = Outbox([doc("a", 1)]), Sink()
 
     class Ending(Lease):
-        def may_send(self) -> bool:
-            return False
+        async def acquire(self) -> bool:
+            return False  # not renewable any more: taken over, or the store is away
 
     publisher = Publisher(cast(Store, outbox), lambda: sink, lease=Ending(held=True))
     assert await publisher.drain() == 0
     assert sink.sent == [] and outbox.marks == []
+
+
+async def test_a_long_drain_renews_the_lease_between_batches_instead_of_stopping() -> None:
+    # A backlog of several batches takes longer than the lease's margin: the drain asks before each batch
+    # (a renewal when due), rather than stopping until the next poll.
+    outbox, sink = Outbox([doc(f"w{i}", 1) for i in range(2 * BATCH + 1)]), Sink()
+    lease = Lease(held=True)
+    publisher = Publisher(cast(Store, outbox), lambda: sink, lease=lease)
+    assert await publisher.drain() == 2 * BATCH + 1
+    assert lease.acquired == 3 and len(sink.sent) == 2 * BATCH + 1

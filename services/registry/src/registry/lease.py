@@ -35,10 +35,10 @@ KEEP_EPOCHS = 20  # older epoch documents are removed (only the newest decides)
 
 
 class Lease(Protocol):
-    """The publisher's port: whether this process may publish now."""
+    """The publisher's port: `acquire` says whether this process may send a batch now (taking or renewing the
+    lease when due); `release` hands it back."""
 
     async def acquire(self) -> bool: ...
-    def may_send(self) -> bool: ...
     async def release(self) -> None: ...
 
 
@@ -46,9 +46,6 @@ class SoleLease:
     """Always held: for a publisher that is alone by construction (unit tests, tools)."""
 
     async def acquire(self) -> bool:
-        return True
-
-    def may_send(self) -> bool:
         return True
 
     async def release(self) -> None:
@@ -108,7 +105,7 @@ class StoreLease:
     def held(self) -> bool:
         return self._mono() < self._held_until
 
-    def may_send(self) -> bool:
+    def _may_send(self) -> bool:
         return self._held_until - self._mono() >= self._least_to_send
 
     async def acquire(self) -> bool:
@@ -127,7 +124,7 @@ class StoreLease:
         wall = self._clock()
         number = claim(newest, self.owner, wall, self._renew_within)
         if number is None:
-            return self.may_send()  # ours and not due, or another's and not ended
+            return self._may_send()  # ours and not due, or another's and not ended
         try:
             await self._col.insert_one({"_id": number, "owner": self.owner, "until": wall + self._lease_s})
         except DuplicateKeyError:
@@ -138,7 +135,7 @@ class StoreLease:
         self._epoch, self._held_until = number, mono + self._lease_s - SKEW_S
         if number % KEEP_EPOCHS == 0:
             await self._col.delete_many({"_id": {"$lt": number - KEEP_EPOCHS}})
-        return self.may_send()
+        return self._may_send()
 
     async def release(self) -> None:
         """Hand the lease back on a clean stop, so another registry publishes at its next look."""

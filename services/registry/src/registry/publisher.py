@@ -144,8 +144,8 @@ class Publisher:
             docs = in_version_order(await self.store.pending(BATCH))
             if not docs:
                 return done
-            if not self.lease.may_send():
-                return done  # the lease ends before these sends surely would: its next holder sends them
+            if not await self.lease.acquire():  # renewed here when due: a long backlog drains on
+                return done  # lost, or ending before these sends surely would: its next holder sends them
             records: list[d.ConfigRecord] = []
             set_aside = 0
             for doc in docs:

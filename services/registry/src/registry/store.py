@@ -189,6 +189,11 @@ class MongoStore:
             )
             await self.col.replace_one({"_id": doc["_id"]}, doc, upsert=True)
 
+    async def revision(self, webhook_id: str, version: int) -> Doc | None:
+        """The document as one revision left it (whatever its state), if that revision exists."""
+        change = await self.changes.find_one({"_id": change_id(webhook_id, version)}, {"doc": 1})
+        return None if change is None else change["doc"]
+
     async def mark_published(self, webhook_id: str, version: int) -> bool:
         res = await self.changes.update_one(
             {"_id": change_id(webhook_id, version), "state": PENDING}, {"$set": {"state": PUBLISHED}}
