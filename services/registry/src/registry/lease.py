@@ -74,9 +74,10 @@ def claim(newest: Epoch | None, me: str, now: float, renew_within: float) -> int
 
 def send_budget_s(lease_s: float) -> tuple[float, float]:
     """(sink timeout, least lease left to start a batch): a batch's records are acknowledged or given up
-    within about two sink timeouts (the request, one retry), so a batch starts only with that much left."""
-    timeout = lease_s / 4
-    return timeout, 2 * timeout + SKEW_S
+    within three sink timeouts (a metadata wait, the request, one retry), so a batch starts only with that
+    much left."""
+    timeout = lease_s / 5
+    return timeout, 3 * timeout + SKEW_S
 
 
 class StoreLease:

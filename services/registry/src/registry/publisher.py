@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Protocol
 
 import pymongo.errors
@@ -32,6 +32,9 @@ from webhooks_common.kafka import make_producer, start_client, stop_client
 log = logging.getLogger(__name__)
 
 BATCH = 500
+# Sent and acknowledged before the next chunk starts: under one producer batch (256 KB), so the lease's bound
+# on one batch's delivery (`lease.send_budget_s`) holds for each chunk.
+CHUNK_BYTES = 128 * 1024
 
 
 class ConfigSink(Protocol):
@@ -49,7 +52,7 @@ class KafkaSink:
 
     async def start(self) -> None:
         # Not idempotent: aiokafka retries an idempotent batch for ever, and a lease holder must know that
-        # its sends are acknowledged or given up within two request timeouts (`lease.send_budget_s`).
+        # its sends are acknowledged or given up within three request timeouts (`lease.send_budget_s`).
         # Ordering holds without it (one batch in flight per partition); a retried duplicate is the same
         # record on a compacted topic.
         producer = make_producer(self._bootstrap, request_timeout_ms=self._timeout, enable_idempotence=False)
@@ -77,6 +80,20 @@ def in_version_order(docs: list[d.Doc]) -> list[d.Doc]:
         revisions.sort(key=lambda doc: doc["version"] if d.is_int(doc.get("version")) else -1)
     queues = {hook: iter(revisions) for hook, revisions in by_hook.items()}
     return [next(queues[repr(doc.get("_id"))]) for doc in docs]
+
+
+def in_chunks(records: list[d.ConfigRecord], limit: int) -> list[list[d.ConfigRecord]]:
+    """Consecutive runs of records of at most `limit` bytes of key and value (a larger record alone)."""
+    chunks: list[list[d.ConfigRecord]] = []
+    size = limit
+    for r in records:
+        n = len(r.key) + len(r.value or b"")
+        if size + n > limit:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(r)
+        size += n
+    return chunks
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -144,8 +161,6 @@ class Publisher:
             docs = in_version_order(await self.store.pending(BATCH))
             if not docs:
                 return done
-            if not await self.lease.acquire():  # renewed here when due: a long backlog drains on
-                return done  # lost, or ending before these sends surely would: its next holder sends them
             records: list[d.ConfigRecord] = []
             set_aside = 0
             for doc in docs:
@@ -155,17 +170,25 @@ class Publisher:
                     records.append(d.config_record(doc))
                 except UnreadableDocument as exc:
                     set_aside += await self._set_aside(doc, exc)
-            sends: list[Awaitable[None]] = [sink.send(r.key, r.value) for r in records]
-            # In order, one partition: the acks come back in the order sent.
-            await asyncio.gather(*sends)
+            sent: list[d.ConfigRecord] = []
+            for chunk in in_chunks(records, CHUNK_BYTES):
+                # Asked before every chunk: renewed when due (a long backlog drains on), and no chunk starts
+                # unless the lease outlives its sends; if it is lost, its next holder sends the rest.
+                if not await self.lease.acquire():
+                    break
+                # In order, one partition: the acks come back in the order sent.
+                await asyncio.gather(*(sink.send(r.key, r.value) for r in chunk))
+                sent.extend(chunk)
             # One request marks the configs; a tombstone also removes its document, so it goes alone.
             published = await self.store.mark_all_published(
-                [(r.webhook_id, r.version) for r in records if not r.deleted]
+                [(r.webhook_id, r.version) for r in sent if not r.deleted]
             )
-            for r in records:
+            for r in sent:
                 if r.deleted and await self.store.remove_deleted(r.webhook_id, r.version):
                     published += 1
                 self._on_published(r)
+            if len(sent) < len(records):
+                return done + published
             done += published
             if len(docs) < BATCH or published + set_aside == 0:
                 # Everything pending when we looked is on Kafka; a change written since has woken us
