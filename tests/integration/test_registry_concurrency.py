@@ -4,12 +4,14 @@ config topic gets the revisions in version order."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from typing import Any
 
 import aiohttp
 from pymongo.asynchronous.database import AsyncDatabase
 
+from tests.conftest import eventually
 from tests.integration import test_registry_helpers as helpers
 from tests.integration.test_registry_helpers import Api, StartRegistry, configs_by_id
 from tests.servers import Servers
@@ -89,3 +91,64 @@ async def test_eight_writers_on_two_registry_processes_win_exactly_the_versions_
     # time): a compacted topic keeps the last record, so an older one after a newer would stay for good.
     versions = [c.version for c in seen if c is not None]
     assert versions == sorted(versions), versions
+
+
+LEASE_S = 6.0
+
+
+async def test_when_the_publishing_registry_crashes_the_other_publishes_once_its_lease_ends(
+    start_registry: StartRegistry, servers: Servers, topics: Topics
+) -> None:
+    entity = str(uuid.uuid4())
+    async with (
+        start_registry(publish_lease_s=LEASE_S) as first,
+        start_registry(publish_lease_s=LEASE_S) as second,
+        aiohttp.ClientSession() as session,
+    ):
+        registries = {first.base: first, second.base: second}
+        holder_base = await eventually(
+            lambda: _holder(session, list(registries)), timeout=20, what="one registry holds the lease"
+        )
+        survivor = next(r for base, r in registries.items() if base != holder_base)
+        registries[holder_base].proc.kill()
+        crashed_at = time.monotonic()
+
+        api = Api(survivor.base, session, entity)
+        hook = await api.create(name="after the crash")
+
+        def published(records: list[Any]) -> bool:
+            return hook["id"] in configs_by_id(records)
+
+        records = await read_topic(servers.kafka, topics.config, until=published, timeout=LEASE_S + 15)
+        assert published(records), "the surviving registry never published the change"
+        # Not before the crashed holder's lease could have ended: it might still have been sending.
+        assert time.monotonic() - crashed_at >= LEASE_S * 0.8 - 1
+        assert await lease_held(session, survivor.base) == 1.0
+
+
+async def test_a_registry_that_stops_cleanly_hands_publishing_over_at_once(
+    start_registry: StartRegistry, servers: Servers, topics: Topics
+) -> None:
+    entity = str(uuid.uuid4())
+    async with start_registry() as first, aiohttp.ClientSession() as session:
+        await eventually(
+            lambda: lease_held(session, first.base), timeout=20, what="the first holds the lease"
+        )
+        async with start_registry() as second:
+            assert await lease_held(session, second.base) == 0.0
+            await first.proc.stop()
+            stopped_at = time.monotonic()
+            hook = await Api(second.base, session, entity).create(name="after the hand-over")
+
+            def published(records: list[Any]) -> bool:
+                return hook["id"] in configs_by_id(records)
+
+            records = await read_topic(servers.kafka, topics.config, until=published, timeout=15)
+            assert published(records)
+            # Within a poll or two of the stop, far sooner than the 15 s lease would end by itself.
+            assert time.monotonic() - stopped_at < 8
+
+
+async def _holder(session: aiohttp.ClientSession, bases: list[str]) -> str | None:
+    held = [base for base in bases if await lease_held(session, base) == 1.0]
+    return held[0] if len(held) == 1 else None

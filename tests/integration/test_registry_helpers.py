@@ -154,6 +154,7 @@ def process_env(settings: RegistrySettings, topics: Topics, port: int) -> dict[s
         "REGISTRY_PORT": str(port),
         "REGISTRY_COMMANDS_ENABLED": "false",
         "REGISTRY_PUBLISH_POLL_SECONDS": str(settings.publish_poll_seconds),
+        "REGISTRY_PUBLISH_LEASE_S": str(settings.publish_lease_s),
         "LOG_LEVEL": "WARNING",
     }
 
