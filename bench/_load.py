@@ -178,14 +178,16 @@ class TaskTap(TopicTap):
     """
 
     def __init__(self, kafka: str, topics: Topics) -> None:
-        # answered every 100 ms rather than per record: the tap's own fetches must not load the broker
-        # it measures (each task's Kafka timestamp is what is read, not when the tap gets it)
+        # answered once a second (unless 1 MB is waiting) rather than per record or every 100 ms: the tap's
+        # own fetches must not load the broker it measures (each task's Kafka timestamp is what is read,
+        # not when the tap gets it). At 100 ms they cost the broker 0.04 of a core at 100 events/s and
+        # 0.006-0.012 idle, counted as the system's (bench/RESULTS.md, 2026-12-01 10:44).
         super().__init__(
             kafka,
             topics.deliveries,
             self._time,
             from_beginning=False,
-            fetch_max_wait_ms=100,
+            fetch_max_wait_ms=1000,
             fetch_min_bytes=1024 * 1024,
         )
         self.ms: list[float] = []
