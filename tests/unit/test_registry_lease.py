@@ -13,7 +13,7 @@ from registry.lease import SKEW_S, Epoch, claim, send_budget_s
 from registry.publisher import BATCH, Publisher, in_chunks, in_version_order
 from registry.store import Store
 from tests.support.factories import stored_webhook_doc
-from tests.unit.test_registry_publisher_batch import Outbox, Sink, doc
+from tests.support.outbox_fakes import Outbox, Sink, doc
 
 
 def test_the_first_registry_takes_the_first_epoch() -> None:
