@@ -111,6 +111,17 @@ def test_the_registry_must_answer_503_problem_json_while_the_database_is_down() 
     assert any("no delivery while the database was down" in p for p in problems)
 
 
+def test_a_change_refused_after_the_publishing_registry_was_killed_fails_the_run() -> None:
+    name = "SIGKILL the registry that publishes (lease holder)"
+    ok = {"killed": "registry0", "create_via": "registry1", "create_status": 201, "published_after_s": 16.2}
+    assert chaos_verdict(chaos_result(faults=[fault(name, detail=ok)])) == []
+    refused = {**ok, "create_status": 503}
+    assert any(
+        "another registry answered" in p
+        for p in chaos_verdict(chaos_result(faults=[fault(name, detail=refused)]))
+    )
+
+
 def soak_result(**over: Any) -> dict[str, Any]:
     r: dict[str, Any] = {
         "started_at": "2026-11-28T00:00:00Z",

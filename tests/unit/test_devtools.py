@@ -3,7 +3,6 @@ its supervision (real child processes, loopback HTTP)."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
 import sys
 import threading
@@ -132,12 +131,15 @@ async def test_a_supervised_process_is_restarted_and_a_planned_kill_is_told_apar
         timeout=10,
         what="a start that stays up",
     )
+    starts = svc.starts
     svc.kill()
-    await eventually(lambda: any(e.planned for e in svc.exits), timeout=10, what="the planned exit")
+    assert await svc.restarted(starts, within=10)  # started again after the kill, and up
+    assert any(e.planned for e in svc.exits)
     assert svc.crashes == 1 and len(svc.unplanned) == len(svc.exits) - 1
     await svc.stop(grace=5)
     starts = svc.starts
-    await asyncio.sleep(0.4)  # longer than the backoff: a restart would have happened
+    # longer than the backoff: a restart would have happened
+    assert not await svc.restarted(starts, within=0.4)
     assert svc.starts == starts and not proc.alive()  # stopped: no more restarts
     assert any("exited with code 0" in m for m in messages)
 

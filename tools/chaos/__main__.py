@@ -1,6 +1,6 @@
 """Fault tolerance, measured: `make chaos` (faults under load) and `make soak` (bad input).
 
-    python -m tools.chaos chaos            # 200 webhooks, 20,000 events, 8 faults (about 8 minutes)
+    python -m tools.chaos chaos            # 200 webhooks, 20,000 events, 9 faults (about 9 minutes)
     python -m tools.chaos soak             # 100,000 + 30,000 malformed records (input topics + internal
                                            # topics) among 10,000 valid events (about 3 minutes)
     python -m tools.chaos soak --bad 5000 --internal 3000 --valid 500 --no-save   # a quick look
@@ -10,9 +10,10 @@
         # self-test of the harness: really deletes delivery tasks; must end with lost > 0 and exit 1
 
 Faults (--plan, comma-separated, in order): deliverer, router (SIGKILL one, the supervisor restarts it),
-kafka (SIGKILL the broker, start it again), ferretdb (stop it for --ferretdb-down s), receivers (10% of
-the receivers answer 500 for --receivers-fail s), receivers+deliverer (the same, with a deliverer
-SIGKILLed half-way), sabotage (the self-test above).
+kafka (SIGKILL the broker, start it again), ferretdb (stop it for --ferretdb-down s), registry (SIGKILL
+the registry holding the outbox lease, then create a webhook through another: its event must arrive),
+receivers (10% of the receivers answer 500 for --receivers-fail s), receivers+deliverer (the same, with a
+deliverer SIGKILLed half-way), sabotage (the self-test above).
 
 Everything runs on a private Kafka + FerretDB pair started for the run (never the shared servers), with
 the real services as subprocesses. Results: bench/results/chaos.json, bench/results/soak.json and the
@@ -111,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rate", type=float, default=60.0, help="input events per second")
     parser.add_argument("--webhooks", type=int, default=200)
     parser.add_argument("--plan", default=",".join(FULL_PLAN), help="faults in order")
+    parser.add_argument("--registries", type=int, default=2, help="registry processes on the one database")
     parser.add_argument("--ferretdb-down", type=float, default=30.0)
     parser.add_argument("--receivers-fail", type=float, default=30.0)
     parser.add_argument("--kafka-down", type=float, default=0.0, help="extra seconds the broker stays dead")
@@ -135,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             rate=args.rate,
             webhooks=args.webhooks,
             plan=tuple(p for p in args.plan.split(",") if p),
+            registries=args.registries,
             ferretdb_down_s=args.ferretdb_down,
             receivers_fail_s=args.receivers_fail,
             kafka_down_s=args.kafka_down,

@@ -25,6 +25,8 @@ def chaos_verdict(r: dict[str, Any]) -> list[str]:
             problems.append(f"{f['name']}: {'; '.join(f['unplanned_exits'])}")
         if f["name"].startswith("FerretDB"):
             problems += _ferretdb_problems(f)
+        if f["name"].startswith("SIGKILL the registry") and f["detail"].get("create_status") != 201:
+            problems.append(f"{f['name']}: a create through another registry answered {f['detail']}")
     return problems
 
 
@@ -117,7 +119,8 @@ def render_chaos(r: dict[str, Any]) -> list[str]:
         f"## Faults under load ({r['started_at']}, {r['duration_s']} s)",
         "",
         f"{r['webhooks']} webhooks created through the registry API; {r['events_scheduled']} events at "
-        f"{c['rate']}/s on the input topic; {c['routers']} routers, {c['deliverers']} deliverers; "
+        f"{c['rate']}/s on the input topic; {c.get('registries', 1)} registries, {c['routers']} routers, "
+        f"{c['deliverers']} deliverers; "
         f"deliverer retry schedule `{c['retry_schedule']}`; session timeouts {c['session_timeout_s']} s.",
         "",
         "| result | value |",

@@ -35,8 +35,18 @@ from webhooks_common.topics import Topics, topic_specs
 
 log = logging.getLogger("chaos")
 
-FULL_PLAN = ("deliverer", "router", "deliverer", "kafka", "deliverer", "ferretdb", "router", "receivers")
-REDUCED_PLAN = ("deliverer", "router", "kafka", "ferretdb", "receivers")
+FULL_PLAN = (
+    "deliverer",
+    "router",
+    "deliverer",
+    "kafka",
+    "deliverer",
+    "ferretdb",
+    "registry",
+    "router",
+    "receivers",
+)
+REDUCED_PLAN = ("deliverer", "router", "kafka", "ferretdb", "registry", "receivers")
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -46,6 +56,8 @@ class ChaosConfig:
     rate: float = 60.0  # events per second, steady
     webhooks: int = 200
     plan: tuple[str, ...] = FULL_PLAN
+    registries: int = 2
+    lease_s: float = 15.0  # REGISTRY_PUBLISH_LEASE_S: how long a killed publisher holds up the others
     routers: int = 2
     deliverers: int = 2
     input_partitions: int = 6
@@ -111,7 +123,11 @@ class ChaosRun:
         self.entities = [f"chaos-entity-{i:04d}" for i in range(cfg.webhooks)]
         # Webhooks created mid-run (while the broker is down, after the database is back): each gets one
         # event, which is delivered only if the registry's outbox published the webhook by itself.
-        self.extra_entities = ["chaos-entity-during-broker-outage", "chaos-entity-after-db-outage"]
+        self.extra_entities = [
+            "chaos-entity-during-broker-outage",
+            "chaos-entity-after-db-outage",
+            "chaos-entity-after-lease-holder-kill",
+        ]
         self.extra: list[Hook] = []
         self.infra: PrivateInfra | None = None
         self.stack: Stack | None = None
@@ -144,6 +160,7 @@ class ChaosRun:
             "DELIVERER_RETRY_SCHEDULE": cfg.retry_schedule,
             "DELIVERER_SESSION_TIMEOUT_MS": str(int(cfg.session_timeout_s * 1000)),
             "ROUTER_SESSION_TIMEOUT_S": str(cfg.session_timeout_s),
+            "REGISTRY_PUBLISH_LEASE_S": str(cfg.lease_s),
         }
         stack, self.hooks, self.producer = await start_with_webhooks(
             self.infra.bootstrap,
@@ -313,13 +330,47 @@ class ChaosRun:
             await self.infra.up()
             detail["healed_at"] = time.time()
             t1 = time.monotonic()
-            ok = await self.stack.registry.wait_ready(60)
+            ok = all(await asyncio.gather(*(r.wait_ready(60) for r in self.stack.registries)))
             detail["registry_ready_after_s"] = round(time.monotonic() - t1, 2) if ok else None
             # The outbox path after the outage: a webhook created now must get its events.
             status, _, hook = await self._create_extra(api, self.extra_entities[1])
             detail["create_after_outage"] = status
             if hook is not None:
                 await self._one_event_to(hook)
+        return detail
+
+    async def _kill_lease_holder(self) -> dict[str, Any]:
+        """SIGKILL the registry that publishes (holds the outbox lease), then change a webhook through
+        another: the change must reach the routers once the lease has ended, without a hand."""
+        assert self.stack is not None
+        # One holder, however the faults before left it (a database outage lets the lease lapse).
+        for _ in range(int(self.cfg.lease_s + 5) * 2):
+            holders = await self.stack.lease_holders()
+            if len(holders) == 1:
+                break
+            await asyncio.sleep(0.5)
+        else:
+            raise AssertionError(f"{len(holders)} registries hold the outbox lease, not 1")
+        victim = holders[0]
+        others = [r for r in self.stack.registries if r is not victim]
+        detail: dict[str, Any] = {"killed": victim.name}
+        starts = victim.starts
+        victim.kill()
+        t0 = time.monotonic()
+        # With one registry the change waits for its restart; with more, another one takes it.
+        via = others[0] if others else victim
+        if via is victim:
+            await victim.restarted(starts, 60)
+        api = RegistryClient(self.stack.api_of(via), self.jwt_secret, self.extra_entities)
+        async with api:
+            status, _, hook = await self._create_extra(api, self.extra_entities[2])
+        detail["create_via"] = via.name
+        detail["create_status"] = status
+        if hook is not None:
+            await self._one_event_to(hook)  # waits until every router holds it (published)
+            detail["published_after_s"] = round(time.monotonic() - t0, 2)
+        detail["restarted_ready"] = await victim.restarted(starts, 60)
+        detail["lease_holders_after"] = [r.name for r in await self.stack.lease_holders()]
         return detail
 
     async def _sabotage(self) -> dict[str, Any]:
@@ -382,6 +433,8 @@ class ChaosRun:
                 if self.cfg.kafka_down_s:
                     label += f" after {self.cfg.kafka_down_s:.0f}s"
                 inject = self._restart_kafka
+            elif name == "registry":
+                label, inject = "SIGKILL the registry that publishes (lease holder)", self._kill_lease_holder
             elif name == "ferretdb":
                 label, inject = f"FerretDB stopped {self.cfg.ferretdb_down_s:.0f}s", self._stop_ferretdb
             elif name == "receivers":

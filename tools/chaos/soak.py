@@ -63,6 +63,7 @@ class SoakConfig:
     valid: int = 10_000
     rate: float = 1500.0  # records per second (malformed + valid)
     webhooks: int = 20
+    registries: int = 1
     routers: int = 2
     deliverers: int = 2
     input_partitions: int = 6

@@ -166,7 +166,7 @@ def rss(svc: Service) -> int | None:
 
 
 class Stack:
-    """registry + routers + deliverers (`python -m ...`), each supervised, all with one topic prefix."""
+    """registries + routers + deliverers (`python -m ...`), each supervised, all with one topic prefix."""
 
     def __init__(
         self,
@@ -175,6 +175,7 @@ class Stack:
         prefix: str,
         workdir: Path,
         *,
+        registries: int = 2,
         routers: int = 2,
         deliverers: int = 2,
         input_partitions: int = 6,
@@ -184,7 +185,6 @@ class Stack:
     ) -> None:
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
-        self.registry_port = free_port()
         base = {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
@@ -203,13 +203,17 @@ class Stack:
             "DELIVERER_METRICS_HOST": "127.0.0.1",
             "ROUTER_WEB_BIND": "127.0.0.1",
             "REGISTRY_HOST": "127.0.0.1",
-            "REGISTRY_PORT": str(self.registry_port),
             **(extra_env or {}),
         }
         self.env = base
-        self.registry = service(
-            "registry", "registry", base, workdir / "registry.log", readyz(self.registry_port)
-        )
+        # More than one registry on the database: only the holder of the outbox lease publishes.
+        self.registries: list[Service] = []
+        for i in range(registries):
+            port = free_port()
+            env = {**base, "REGISTRY_PORT": str(port)}
+            self.registries.append(
+                service(f"registry{i}", "registry", env, workdir / f"registry{i}.log", readyz(port))
+            )
         self.routers: list[Service] = []
         for i in range(routers):
             port = free_port()
@@ -225,12 +229,29 @@ class Stack:
             self.deliverers.append(service(f"deliverer{i}", "deliverer", env, log, deliverer_ready(port)))
 
     @property
+    def registry(self) -> Service:
+        """The registry whose API the run uses, unless a fault asks for another."""
+        return self.registries[0]
+
+    @property
     def api(self) -> str:
-        return f"http://127.0.0.1:{self.registry_port}"
+        return self.api_of(self.registry)
+
+    def api_of(self, registry: Service) -> str:
+        return f"http://127.0.0.1:{registry.proc.env['REGISTRY_PORT']}"
+
+    async def lease_holders(self) -> list[Service]:
+        """The registries whose /metrics say they hold the outbox lease (and so publish)."""
+        held = []
+        for r in self.registries:
+            status, body = await asyncio.to_thread(http_get, f"{self.api_of(r)}/metrics")
+            if status == 200 and _gauge(body.decode(errors="replace"), "registry_outbox_lease_held") == 1:
+                held.append(r)
+        return held
 
     @property
     def services(self) -> list[Service]:
-        return [self.registry, *self.routers, *self.deliverers]
+        return [*self.registries, *self.routers, *self.deliverers]
 
     def router_port(self, router: Service) -> int:
         return int(router.proc.env["ROUTER_WEB_PORT"])
@@ -291,6 +312,15 @@ class Stack:
         await asyncio.gather(*(s.stop() for s in self.services))
 
 
+def _gauge(metrics_text: str, name: str) -> float | None:
+    """The value of an unlabelled gauge on a Prometheus text page (None: not there)."""
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.name == name:
+                return sample.value
+    return None
+
+
 def skipped_by_reason(metrics_text: str, prefix: str) -> dict[str, int]:
     """`<prefix>_config_skipped_records_total{reason}` from a Prometheus text page (non-zero ones)."""
     name = f"{prefix}_config_skipped_records_total"
@@ -303,6 +333,7 @@ def skipped_by_reason(metrics_text: str, prefix: str) -> dict[str, int]:
 
 
 class Sizes(Protocol):
+    registries: int
     routers: int
     deliverers: int
     input_partitions: int
@@ -328,6 +359,7 @@ async def start_with_webhooks(
         mongo_url,
         prefix,
         workdir / "services",
+        registries=sizes.registries,
         routers=sizes.routers,
         deliverers=sizes.deliverers,
         input_partitions=sizes.input_partitions,

@@ -49,6 +49,7 @@ class Supervised:
     crashes: int = 0  # in a row
     _killing: bool = False
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _started: asyncio.Event = field(default_factory=asyncio.Event)
     _keeper: asyncio.Task[None] | None = None
 
     @property
@@ -69,6 +70,7 @@ class Supervised:
 
     async def start(self) -> None:
         self.proc.start()
+        self._started.set()
         self.say(f"started {self.name} (pid {self.proc.pid})")
         self._keeper = asyncio.create_task(self._keep(), name=f"keep-{self.name}")
 
@@ -91,6 +93,7 @@ class Supervised:
                 await asyncio.wait_for(self._stopping.wait(), delay)
             if not self._stopping.is_set():
                 self.proc.start()
+                self._started.set()
                 self.say(f"started {self.name} (pid {self.proc.pid})")
 
     def kill(self) -> None:
@@ -104,6 +107,19 @@ class Supervised:
 
     async def wait_ready(self, within: float) -> bool:
         return await self.proc.ready_within(within)
+
+    async def restarted(self, starts: int, within: float) -> bool:
+        """Whether the process was started again after its `starts`-th start and answers ready, both
+        within `within` seconds."""
+        deadline = time.monotonic() + within
+        try:
+            async with asyncio.timeout(within):
+                while self.starts <= starts:
+                    self._started.clear()
+                    await self._started.wait()
+        except TimeoutError:
+            return False
+        return await self.wait_ready(max(0.0, deadline - time.monotonic()))
 
     async def stop(self, grace: float = 15.0) -> int | None:
         """No more restarts; SIGTERM, then SIGKILL after `grace` seconds."""
