@@ -200,6 +200,8 @@ def build_kafka() -> None:
 def kafka_properties(port: int, controller_port: int) -> str:
     # metadata.max.idle.interval.ms: the KRaft controller appends a no-op record this often to show it is
     # alive (default 500 ms); every 5 s instead took an idle broker from 0.031 to 0.017-0.018 of a core.
+    # One network and two request threads (defaults 3 and 8): one node on 2 cores gains nothing from more
+    # threads, only their wake-ups (bench/RESULTS.md, "The local broker's threads and collector").
     return f"""\
 process.roles=broker,controller
 node.id=1
@@ -222,8 +224,8 @@ group.initial.rebalance.delay.ms=0
 log.retention.hours=24
 log.cleaner.backoff.ms=1000
 metadata.max.idle.interval.ms=5000
-num.network.threads=2
-num.io.threads=4
+num.network.threads=1
+num.io.threads=2
 """
 
 
@@ -297,8 +299,10 @@ def start_kafka(bootstrap: str) -> None:
             "java",
             f"-Xmx{heap}",
             f"-Xms{heap}",
-            "-XX:+UseG1GC",
-            "-XX:MaxGCPauseMillis=20",
+            # The serial collector: no concurrent GC threads or G1 write barriers. With the thread counts
+            # above, the broker used less or the same CPU at 100 and 500 events/s in 3 A/B pairs and the
+            # latency tail did not grow (bench/RESULTS.md); young collections of a 1 GB heap are short.
+            "-XX:+UseSerialGC",
             "-Djava.awt.headless=true",
             f"-Dlog4j2.configurationFile={conf_dir / 'log4j2.xml'}",
             "-cp",
