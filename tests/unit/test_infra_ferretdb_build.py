@@ -1,0 +1,50 @@
+"""The FerretDB build's import rewrites (`tools/infra.py`): applied to the module copy's sources, never to its
+tests, and a rule that matches nothing stops the build instead of building the stock code unnoticed."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+STOCK = 'import (\n\t"bytes"\n\t"encoding/json"\n)\n'
+
+
+@pytest.fixture
+def infra(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    monkeypatch.syspath_prepend(str(ROOT / "tools"))  # infra.py runs as a script beside localpg.py
+    return importlib.import_module("infra")
+
+
+def _module(tmp_path: Path, folder: str, files: dict[str, str]) -> Path:
+    (tmp_path / folder).mkdir(parents=True)
+    for name, text in files.items():
+        (tmp_path / folder / name).write_text(text)
+    return tmp_path
+
+
+def test_sjson_sources_import_goccy_and_its_tests_stay_as_they_are(infra: ModuleType, tmp_path: Path) -> None:
+    (folder, _, _) = infra.FERRET_IMPORT_REWRITES[0]
+    module = _module(tmp_path, folder, {"sjson.go": STOCK, "sjson_test.go": STOCK, "other.go": "package x\n"})
+    infra.rewrite_imports(module)
+    assert (
+        module / folder / "sjson.go"
+    ).read_text() == 'import (\n\t"bytes"\n\tjson "github.com/goccy/go-json"\n)\n'
+    assert (module / folder / "sjson_test.go").read_text() == STOCK
+    assert (module / folder / "other.go").read_text() == "package x\n"
+
+
+def test_a_rewrite_that_matches_nothing_stops_the_build(infra: ModuleType, tmp_path: Path) -> None:
+    (folder, _, _) = infra.FERRET_IMPORT_REWRITES[0]
+    module = _module(tmp_path, folder, {"sjson.go": 'import "fmt"\n'})
+    with pytest.raises(SystemExit, match="fix the rewrites"):
+        infra.rewrite_imports(module)
+
+
+def test_the_rewrites_are_part_of_the_build_stamp(infra: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
+    before = infra.ferretdb_source_stamp()
+    monkeypatch.setattr(infra, "FERRET_IMPORT_REWRITES", ())
+    assert infra.ferretdb_source_stamp() != before  # a changed rule rebuilds FerretDB on the next infra-up
