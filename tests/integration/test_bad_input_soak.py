@@ -71,5 +71,5 @@ async def test_malformed_records_are_set_aside_and_valid_ones_are_delivered(
     assert set(r["config_bad_expected"]) == {"undecodable", "bad_key", "key_mismatch"}
     assert all(got == r["config_bad_expected"] for got in r["config_skipped"].values())
     assert r["restarts"] == {} and r["unplanned_exits"] == {}
-    assert set(r["rss"]) == {"registry", "router0", "router1", "deliverer0", "deliverer1"}
+    assert set(r["rss"]) == {"registry0", "router0", "router1", "deliverer0", "deliverer1"}
     assert soak_verdict(r) == []
