@@ -49,8 +49,9 @@ async def test_changes_woken_within_the_gather_time_go_out_in_one_drain() -> Non
             outbox.docs.append(doc(f"w{n}", 1))
             publisher.wake()
             await asyncio.sleep(0)
-        await eventually(lambda: len(sink.sent) == 3, what="the three changes sent")
-        assert outbox.reads == 2 and len(outbox.marks) == 1
+        # The mark follows the sends' acks: wait for it too, or a slow moment finds it not made yet.
+        await eventually(lambda: len(sink.sent) == 3 and outbox.marks, what="the three changes sent, marked")
+        assert outbox.reads == 2 and len(outbox.marks) == 1 and len(outbox.marks[0]) == 3
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
