@@ -17,6 +17,7 @@ from tests.integration.test_registry_helpers import Api, StartRegistry, configs_
 from tests.servers import Servers
 from tests.support.kafka import read_topic
 from webhooks_common.topics import Topics
+from webhooks_devtools.metrics import sample
 
 make_settings = helpers.make_settings
 start_registry = helpers.start_registry
@@ -29,7 +30,9 @@ LEASE_METRIC = "registry_outbox_lease_held"
 async def lease_held(session: aiohttp.ClientSession, base: str) -> float:
     async with session.get(base + "/metrics") as resp:
         text = await resp.text()
-    return next(float(line.split()[-1]) for line in text.splitlines() if line.startswith(LEASE_METRIC + " "))
+    held = sample(text, LEASE_METRIC)
+    assert held is not None, f"no {LEASE_METRIC} on {base}/metrics"
+    return held
 
 
 async def test_eight_writers_on_two_registry_processes_win_exactly_the_versions_they_add(

@@ -14,6 +14,7 @@ import pytest
 
 from tests.conftest import eventually
 from webhooks_devtools.lines import LineSplitter
+from webhooks_devtools.metrics import sample
 from webhooks_devtools.ports import free_port, port_free
 from webhooks_devtools.procs import HttpReady, LineReady, Proc, ProcError
 from webhooks_devtools.services import DELIVERER_READY_LINE, service_ready
@@ -37,6 +38,17 @@ def test_backoff_doubles_to_a_ceiling_and_starts_over_after_a_stable_run_or_a_pl
     assert b.crashes_after_exit(2, uptime_s=1) == 3
     assert b.crashes_after_exit(2, uptime_s=30) == 1
     assert b.crashes_after_exit(2, uptime_s=1, planned=True) == 1
+
+
+def test_a_sample_is_read_from_a_prometheus_page_and_a_missing_one_is_none() -> None:
+    page = (
+        "# HELP registry_outbox_lease_held held\n# TYPE registry_outbox_lease_held gauge\n"
+        "registry_outbox_lease_held 1.0\n"
+        '# TYPE skipped_total counter\nskipped_total{reason="bad_key"} 3.0\n'
+    )
+    assert sample(page, "registry_outbox_lease_held") == 1.0
+    assert sample(page, "skipped_total") == 3.0
+    assert sample(page, "registry_outbox_lease") is None
 
 
 def test_free_port_is_free_and_a_bound_one_is_not() -> None:

@@ -31,6 +31,7 @@ from cryptography.fernet import Fernet
 from prometheus_client.parser import text_string_to_metric_families
 
 from tools.chaos.traffic import Hook, Producer, Receivers, RegistryClient
+from webhooks_devtools.metrics import sample
 from webhooks_devtools.pids import pid_alive, rss_bytes, stop_pid
 from webhooks_devtools.ports import free_port
 from webhooks_devtools.procs import Proc, Readiness, http_get
@@ -245,7 +246,7 @@ class Stack:
         held = []
         for r in self.registries:
             status, body = await asyncio.to_thread(http_get, f"{self.api_of(r)}/metrics")
-            if status == 200 and _gauge(body.decode(errors="replace"), "registry_outbox_lease_held") == 1:
+            if status == 200 and sample(body.decode(errors="replace"), "registry_outbox_lease_held") == 1:
                 held.append(r)
         return held
 
@@ -312,23 +313,14 @@ class Stack:
         await asyncio.gather(*(s.stop() for s in self.services))
 
 
-def _gauge(metrics_text: str, name: str) -> float | None:
-    """The value of an unlabelled gauge on a Prometheus text page (None: not there)."""
-    for family in text_string_to_metric_families(metrics_text):
-        for sample in family.samples:
-            if sample.name == name:
-                return sample.value
-    return None
-
-
 def skipped_by_reason(metrics_text: str, prefix: str) -> dict[str, int]:
     """`<prefix>_config_skipped_records_total{reason}` from a Prometheus text page (non-zero ones)."""
     name = f"{prefix}_config_skipped_records_total"
     out: dict[str, int] = {}
     for family in text_string_to_metric_families(metrics_text):
-        for sample in family.samples:
-            if sample.name == name and sample.value:
-                out[sample.labels["reason"]] = int(sample.value)
+        for s in family.samples:
+            if s.name == name and s.value:
+                out[s.labels["reason"]] = int(s.value)
     return out
 
 

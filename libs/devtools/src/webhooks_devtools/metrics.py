@@ -1,0 +1,14 @@
+"""Reading a service's Prometheus page (/metrics), for tools, tests and benchmarks alike."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+
+
+def sample(metrics_text: str, name: str) -> float | None:
+    """The value of the first sample called `name` on a Prometheus text page (None: not on the page)."""
+    for family in text_string_to_metric_families(metrics_text):
+        for s in family.samples:
+            if s.name == name:
+                return float(s.value)
+    return None
