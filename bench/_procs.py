@@ -1,4 +1,4 @@
-"""Child processes of the benches and what /proc says about them (CPU seconds, RSS).
+"""Child processes of the benches and what /proc says about them (CPU seconds, context switches, RSS).
 
 Every process a bench starts is a webhooks_devtools `Proc` (`bench_proc`): its output in a log file in
 the bench's work folder, stopped with SIGTERM and then SIGKILL after a grace period (a faust worker can
@@ -14,7 +14,16 @@ from webhooks_devtools.pids import rss_bytes
 from webhooks_devtools.ports import free_port
 from webhooks_devtools.procs import Proc, Readiness
 
-__all__ = ["Proc", "bench_proc", "cpu_seconds", "free_port", "kafka_pid", "machine_busy_seconds", "rss_mb"]
+__all__ = [
+    "Proc",
+    "bench_proc",
+    "context_switches",
+    "cpu_seconds",
+    "free_port",
+    "kafka_pid",
+    "machine_busy_seconds",
+    "rss_mb",
+]
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -35,6 +44,28 @@ def cpu_seconds(pid: int) -> float | None:
     # the command name (field 2) may hold spaces: split after its closing parenthesis
     fields = raw[raw.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14 and 15 of stat)
+
+
+def context_switches(pid: int) -> int | None:
+    """Voluntary + involuntary context switches of every thread of `pid` so far (None when it is gone).
+
+    Why: each switch is a thread going to sleep and being woken again, and on this VM a wake-up from idle
+    costs a process far more CPU than the work it wakes for (`_host.py`). Switches per event count those
+    wake-ups in a way that does not depend on how fast the host is that hour."""
+    total = 0
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return None
+    for task in tasks:
+        try:
+            status = (task / "status").read_text()
+        except OSError:
+            continue  # a thread that ended meanwhile
+        for line in status.splitlines():
+            if line.startswith(("voluntary_ctxt_switches", "nonvoluntary_ctxt_switches")):
+                total += int(line.split()[1])
+    return total
 
 
 def rss_mb(pid: int) -> float | None:

@@ -51,8 +51,17 @@ from webhooks_devtools.procs import LineReady
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _host import describe, host_probe
 from _load import BODY_BYTES, EventWriter, Hook, TaskTap, body_dict, make_hooks, pad_for
-from _procs import bench_proc, cpu_seconds, free_port, kafka_pid, machine_busy_seconds, rss_mb
+from _procs import (
+    bench_proc,
+    context_switches,
+    cpu_seconds,
+    free_port,
+    kafka_pid,
+    machine_busy_seconds,
+    rss_mb,
+)
 from _profile import run_py_spy, summarize_folded
 from _report import update_results_md
 from _stack import Stack
@@ -157,6 +166,9 @@ class Bench:
         snap["machine"] = machine_busy_seconds()
         snap["wall"] = time.monotonic()
         return snap
+
+    def switches(self, stack: Stack | None) -> dict[str, int]:
+        return {name: context_switches(pid) or 0 for name, pid in self.pids(stack).items()}
 
     def rss(self, stack: Stack | None) -> dict[str, float]:
         return {name: round(rss_mb(pid) or 0.0, 1) for name, pid in self.pids(stack).items()}
@@ -455,7 +467,7 @@ async def latency(
                 await b.reset()
                 tap.ms.clear()
                 rb0 = await asyncio.to_thread(stack.router_batches)
-                c0, r0 = b.cpu(stack), time.monotonic()
+                c0, s0, r0 = b.cpu(stack), b.switches(stack), time.monotonic()
                 prof = None
                 if rate == profile_at:  # py-spy over the paced window: where CPU goes at this rate
                     prof = asyncio.create_task(profile_stack(b, stack, max(1.0, seconds - 1)))
@@ -464,7 +476,7 @@ async def latency(
                 if prof is not None:
                     out[f"profile_at_{rate}"] = await prof
                 st = await wait_until(at_least(sent), b, 10)
-                c1 = b.cpu(stack)
+                c1, s1 = b.cpu(stack), b.switches(stack)
                 rb1 = await asyncio.to_thread(stack.router_batches)
                 st = await b.stats(lat=True)
                 batches = rb1[0] - rb0[0]
@@ -479,6 +491,10 @@ async def latency(
                     # produce -> task written by the router (the rest of the latency is the deliverer's)
                     "router_share": lat_summary(list(tap.ms)),
                     "cost": cost(c0, c1, st["count"]),
+                    # each a thread put to sleep and woken again: what a light load pays for (`_host.py`)
+                    "switches_per_event": {
+                        k: round((s1.get(k, 0) - v) / max(1, st["count"]), 1) for k, v in s0.items()
+                    },
                     "rss_mb": b.rss(stack),
                 }
                 out["rates"][str(rate)] = res
@@ -486,7 +502,8 @@ async def latency(
                 log(
                     f"{name}@{rate}/s: p50 {res['p50_ms']} p95 {res['p95_ms']} p99 {res['p99_ms']} ms "
                     f"(produce -> task: p50 {rs['p50_ms']} p99 {rs['p99_ms']} ms; router "
-                    f"{res['router_batches_per_s']} batches/s of {res['router_mean_batch']})"
+                    f"{res['router_batches_per_s']} batches/s of {res['router_mean_batch']}); "
+                    f"context switches per event {res['switches_per_event']}"
                 )
             runs: list[dict[str, Any]] = []
             for _ in range(fanouts):
@@ -619,10 +636,18 @@ def machine_info(b: Bench) -> dict[str, Any]:
     }
 
 
+async def machine_and_probe(b: Bench) -> dict[str, Any]:
+    """`machine_info` and how fast the host is right now (`_host.py`), logged."""
+    info = machine_info(b)
+    info["host_probe"] = await asyncio.to_thread(host_probe)
+    log(describe(info["host_probe"]))
+    return info
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat(timespec="seconds")}
     async with Bench(args) as b:
-        results["machine"] = machine_info(b)
+        results["machine"] = await machine_and_probe(b)
         results["settings"] = {
             "events_per_throughput_run": args.events,
             "seconds_per_rate": args.seconds,

@@ -50,7 +50,7 @@ from _load import EventWriter, Hook, make_hooks
 from _procs import Proc, bench_proc, cpu_seconds, free_port
 from _stack import Stack
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from e2e_bench import HOOKS, Bench, cost, drain, lat_summary, log, machine_info, wait_until, warm_up
+from e2e_bench import HOOKS, Bench, cost, drain, lat_summary, log, machine_and_probe, wait_until, warm_up
 from pymongo import AsyncMongoClient
 from registry_bench import create_body, store_pids, webhook_doc  # bench/ is the script's folder
 
@@ -709,7 +709,7 @@ async def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
     results: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat(timespec="seconds")}
     only = set(args.only.split(","))
     async with HistoryBench(args) as b:
-        results["machine"] = machine_info(b)
+        results["machine"] = await machine_and_probe(b)
         results["settings"] = {k: v for k, v in vars(args).items() if k not in ("out",)}
         log(f"run {b.run_id}; work dir {b.workdir}")
         if "ab" in only:

@@ -34,6 +34,7 @@ from cryptography.fernet import Fernet
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench._host import describe, host_probe
 from bench._procs import bench_proc, cpu_seconds, free_port, rss_mb
 from bench._report import pct, publish_table, report_parser
 from webhooks_common.kafka import delete_topics, ensure_topics
@@ -153,6 +154,8 @@ async def main() -> None:
     )
     parser.add_argument("--label", default="", help="names the run in the report")
     args = parser.parse_args()
+    probe = await asyncio.to_thread(host_probe)  # before any load of ours: how fast the host is right now
+    print(describe(probe))
 
     from pymongo import AsyncMongoClient
 
@@ -344,6 +347,7 @@ async def main() -> None:
                 if drained_s is not None
                 else "still some pending 60 s after the last answer."
             ),
+            f"The {describe(probe)} (`bench/_host.py`).",
             "",
         ]
     )

@@ -1,0 +1,47 @@
+"""The benches' host probe and context-switch counter read real processes (`bench/_host.py`, `_procs.py`)."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def bench(monkeypatch: pytest.MonkeyPatch) -> tuple[ModuleType, ModuleType]:
+    monkeypatch.syspath_prepend(str(ROOT))
+    return importlib.import_module("bench._host"), importlib.import_module("bench._procs")
+
+
+def test_switches_count_each_sleep_of_a_process(bench: tuple[ModuleType, ModuleType]) -> None:
+    _, procs = bench
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time\nfor _ in range(40): time.sleep(0.005)\ntime.sleep(30)"]
+    )
+    try:
+        first = procs.context_switches(child.pid)
+        deadline = time.monotonic() + 10
+        while (now := procs.context_switches(child.pid)) < first + 40 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert now >= first + 40  # forty sleeps, each one a switch
+    finally:
+        child.kill()
+        child.wait()
+    assert procs.context_switches(child.pid) is None  # gone
+
+
+def test_probe_measures_the_echo_servers_cpu_both_ways(bench: tuple[ModuleType, ModuleType]) -> None:
+    host, _ = bench
+    probe = host.host_probe()
+    assert probe["python_loop_ns"] > 0
+    # the child's own CPU per round trip: zero would mean the probe read the wrong process
+    assert 0 < probe["busy_us"] < 100_000
+    assert 0 < probe["wakeup_us"] < 100_000
+    assert "ns/iteration" in host.describe(probe)
