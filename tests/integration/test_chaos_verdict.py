@@ -122,6 +122,19 @@ def test_a_change_refused_after_the_publishing_registry_was_killed_fails_the_run
     )
 
 
+def test_a_change_never_published_or_a_lease_nobody_holds_fails_the_run() -> None:
+    name = "SIGKILL the registry that publishes (lease holder)"
+    created = {"killed": "registry0", "create_via": "registry1", "create_status": 201}
+    unpublished = {**created, "not_published": "routers hold [5] webhooks, not 6, after 60.0s"}
+    assert any(
+        "never reached the routers" in p
+        for p in chaos_verdict(chaos_result(faults=[fault(name, detail=unpublished)]))
+    )
+    nobody: dict[str, Any] = {"lease_holders_before": []}
+    problems = chaos_verdict(chaos_result(faults=[fault(name, detail=nobody)]))
+    assert any("0 registries held the lease" in p for p in problems)
+
+
 def soak_result(**over: Any) -> dict[str, Any]:
     r: dict[str, Any] = {
         "started_at": "2026-11-28T00:00:00Z",

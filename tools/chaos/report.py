@@ -25,9 +25,20 @@ def chaos_verdict(r: dict[str, Any]) -> list[str]:
             problems.append(f"{f['name']}: {'; '.join(f['unplanned_exits'])}")
         if f["name"].startswith("FerretDB"):
             problems += _ferretdb_problems(f)
-        if f["name"].startswith("SIGKILL the registry") and f["detail"].get("create_status") != 201:
-            problems.append(f"{f['name']}: a create through another registry answered {f['detail']}")
+        if f["name"].startswith("SIGKILL the registry"):
+            problems += _lease_problems(f)
     return problems
+
+
+def _lease_problems(f: dict[str, Any]) -> list[str]:
+    d = f["detail"]
+    if "lease_holders_before" in d:
+        return [f"{f['name']}: {len(d['lease_holders_before'])} registries held the lease, not 1: {d}"]
+    if d.get("create_status") != 201:
+        return [f"{f['name']}: a create through another registry answered {d}"]
+    if d.get("published_after_s") is None:
+        return [f"{f['name']}: the change made through {d.get('create_via')} never reached the routers: {d}"]
+    return []
 
 
 def _ferretdb_problems(f: dict[str, Any]) -> list[str]:
