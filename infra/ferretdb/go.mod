@@ -16,6 +16,8 @@ require (
 	github.com/go-logr/logr v1.4.2 // indirect
 	github.com/go-logr/stdr v1.2.2 // indirect
 	github.com/go-sql-driver/mysql v1.9.2 // indirect
+	// Imported by FerretDB's sjson once tools/infra.py rewrites it (FERRET_IMPORT_REWRITES), which
+	// `go mod tidy` cannot see here: keep this line when tidying.
 	github.com/goccy/go-json v0.12.0 // indirect
 	github.com/golang/snappy v0.0.4 // indirect
 	github.com/google/uuid v1.6.0 // indirect
