@@ -4,7 +4,7 @@ Two short probes (about 2 s in all), stored with every e2e, history and registry
 - `python_loop_ns`: nanoseconds per iteration of a plain Python loop on one core (the best of three).
 - `wakeup_us`: CPU microseconds one asyncio process spends per echo round trip when each request wakes it
   from idle (requests 5 ms apart), and `busy_us` the same with requests back to back. On this 2-core VM
-  (2026-12-01) an echo cost 130-143 us woken from idle against 32-40 us back to back: a service that sleeps
+  (2026-12-01) an echo cost 84-143 us woken from idle against 32-40 us back to back: a service that sleeps
   between events pays the difference for every event, which is why the CPU per event at 100 events/s is
   several times that at saturation.
 """
