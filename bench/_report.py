@@ -49,7 +49,8 @@ def _ok(cond: bool | None) -> str:
 
 
 def _switches(x: dict[str, Any]) -> str:
-    """ "; context switches per event: router 8.2 / deliverer 3.5 / Kafka 20.2" (empty for older results)."""
+    """The latency row's suffix "; context switches per event: kafka 20.2 / router 8.2 / deliverer 3.5" (empty
+    for results older than session 9)."""
     sw = x.get("switches_per_event")
     if not sw:
         return ""

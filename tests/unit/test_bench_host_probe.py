@@ -22,11 +22,14 @@ def bench(monkeypatch: pytest.MonkeyPatch) -> tuple[ModuleType, ModuleType]:
 
 def test_switches_count_each_sleep_of_a_process(bench: tuple[ModuleType, ModuleType]) -> None:
     _, procs = bench
-    child = subprocess.Popen(
-        [sys.executable, "-c", "import time\nfor _ in range(40): time.sleep(0.005)\ntime.sleep(30)"]
-    )
+    # it starts sleeping only once told to, so the first count is taken before any of the forty sleeps
+    script = "import sys, time\nsys.stdin.readline()\nfor _ in range(40): time.sleep(0.005)\ntime.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE)
     try:
         first = procs.context_switches(child.pid)
+        assert child.stdin is not None
+        child.stdin.write(b"go\n")
+        child.stdin.close()
         deadline = time.monotonic() + 10
         while (now := procs.context_switches(child.pid)) < first + 40 and time.monotonic() < deadline:
             time.sleep(0.05)
