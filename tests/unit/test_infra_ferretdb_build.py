@@ -1,5 +1,6 @@
 """The FerretDB build's import rewrites (`tools/infra.py`): applied to the module copy's sources, never to its
-tests, and a rule that matches nothing stops the build instead of building the stock code unnoticed."""
+tests, and a rule that matches nothing stops the build instead of building the stock code unnoticed. Also the
+Go runtime settings FerretDB is started with."""
 
 from __future__ import annotations
 
@@ -48,3 +49,12 @@ def test_the_rewrites_are_part_of_the_build_stamp(infra: ModuleType, monkeypatch
     before = infra.ferretdb_source_stamp()
     monkeypatch.setattr(infra, "FERRET_IMPORT_REWRITES", ())
     assert infra.ferretdb_source_stamp() != before  # a changed rule rebuilds FerretDB on the next infra-up
+
+
+def test_ferretdb_starts_with_a_lazier_collector_unless_the_operator_says_otherwise(
+    infra: ModuleType,
+) -> None:
+    env = infra.ferretdb_env({"PATH": "/usr/bin"})
+    assert env == {"PATH": "/usr/bin", "GOGC": "400", "GOMEMLIMIT": "512MiB"}
+    assert infra.ferretdb_env({"GOGC": "100", "GOMEMLIMIT": "2GiB"})["GOGC"] == "100"
+    assert infra.ferretdb_env({"GOGC": "100", "GOMEMLIMIT": "2GiB"})["GOMEMLIMIT"] == "2GiB"
