@@ -51,11 +51,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from registry.app import build_app
+    from registry.loop import new_event_loop
 
     # run_app turns SIGTERM/SIGINT into a graceful shutdown: in-flight requests finish, background
     # tasks are cancelled, the producer flushes and the clients close.
     web.run_app(
         build_app(settings),
+        loop=new_event_loop(settings.event_loop),
         host=settings.host,
         port=settings.port,
         access_log=None,
