@@ -8,6 +8,7 @@ import sys
 
 from deliverer.app import Deliverer
 from deliverer.settings import DelivererSettings
+from webhooks_common.gc_tuning import tune_gc
 from webhooks_common.logging import configure_logging
 from webhooks_common.settings import load_settings
 
@@ -18,6 +19,7 @@ async def _run(settings: DelivererSettings) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, deliverer.request_stop)
     async with deliverer:
+        tune_gc(settings.gc_threshold)  # after start-up, so that what it allocated is frozen
         print(f"deliverer ready metrics_port={deliverer.metrics_port}", file=sys.stderr, flush=True)
         await deliverer.wait()
     return 1 if deliverer.failed else 0

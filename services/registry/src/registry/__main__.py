@@ -11,6 +11,7 @@ import sys
 from aiohttp import web
 
 from registry.settings import RegistrySettings
+from webhooks_common.gc_tuning import tune_gc
 from webhooks_common.logging import configure_logging
 from webhooks_common.settings import load_settings
 
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "history":
         from registry.history.writer import serve_forever
 
+        tune_gc(settings.gc_threshold)
         asyncio.run(serve_forever(settings))
         return 0
     if args.command == "resync":
@@ -55,8 +57,10 @@ def main(argv: list[str] | None = None) -> int:
 
     # run_app turns SIGTERM/SIGINT into a graceful shutdown: in-flight requests finish, background
     # tasks are cancelled, the producer flushes and the clients close.
+    app = build_app(settings)
+    tune_gc(settings.gc_threshold)
     web.run_app(
-        build_app(settings),
+        app,
         loop=new_event_loop(settings.event_loop),
         host=settings.host,
         port=settings.port,

@@ -6,12 +6,14 @@ from faust import Worker
 
 from router.app import build_app
 from router.settings import RouterSettings
+from webhooks_common.gc_tuning import tune_gc
 from webhooks_common.settings import load_settings
 
 
 def main() -> None:
     settings = load_settings(RouterSettings)
     app = build_app(settings)
+    tune_gc(settings.gc_threshold)
     worker = Worker(
         app,
         loglevel=settings.log_level,
