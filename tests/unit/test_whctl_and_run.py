@@ -157,6 +157,14 @@ def test_settings_table_lists_every_service_once_per_variable() -> None:
     assert markdown(rows).splitlines()[0] == "| Variable | Default | Read by | Description |"
 
 
+def test_readme_configuration_table_is_the_generated_one() -> None:
+    """README's Configuration section says it is `whctl settings --markdown`: a setting added or changed
+    without regenerating it fails here (the history writer's settings were once missing from it)."""
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    table = markdown(all_rows()).strip("\n")
+    assert table in readme, "README.md's settings table is stale: paste `.venv/bin/whctl settings --markdown`"
+
+
 # --- supervisor -------------------------------------------------------------------------------------
 
 
