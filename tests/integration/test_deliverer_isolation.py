@@ -31,6 +31,7 @@ async def test_dead_url_does_not_block_five_others_on_its_partition(
         per_url_concurrency=2,
         per_url_queue_limit=25,  # the dead URL: 2 in flight, 25 queued, 3 parked
         overflow_delay_s=30,
+        silent_after_s=60,  # the queue limit itself is what this test shows, not the silence rule
         shutdown_grace_s=0.5,
     )
     async with Deliverer(settings) as d:
@@ -45,3 +46,43 @@ async def test_dead_url_does_not_block_five_others_on_its_partition(
     for i, h in enumerate(good):
         got = {r.webhook_id for r in receiver.requests(f"/ok{i}")}
         assert got == {t.task_id for t in tasks if t.webhook_id == h.config.id}
+
+
+async def test_a_url_gone_silent_cannot_fill_the_pending_cap_before_its_first_timeout(
+    servers: Servers, topics: Topics, group_id: str, secrets_key: str, receiver: Receiver
+) -> None:
+    receiver.hang("/dead")
+    dead = make_hook(secrets_key, receiver.url("/dead"))
+    good = [make_hook(secrets_key, receiver.url(f"/ok{i}")) for i in range(5)]
+    await publish(servers.kafka, topics, configs=[dead.config, *(h.config for h in good)])
+    settings = deliverer_settings(
+        servers.kafka,
+        topics,
+        group_id,
+        secrets_key,
+        timeout_s=60,  # no attempt times out during the test: the URL is never marked degraded
+        per_url_concurrency=2,
+        per_url_queue_limit=500,
+        degraded_queue_limit=5,
+        max_pending=50,  # without the silence rule the dead URL's queue alone would hold all of it
+        silent_after_s=0.5,
+        overflow_delay_s=60,
+        shutdown_grace_s=0.5,
+    )
+    async with Deliverer(settings) as d:
+        await publish(servers.kafka, topics, tasks=[make_task(dead, n) for n in range(3)], partition=0)
+        await eventually(
+            lambda: d.pipeline.lanes.is_silent(dead.config.event_url), what="the dead URL silent for 0.5 s"
+        )
+        # A burst for the dead URL, then the healthy URLs' tasks behind it on the same partition.
+        burst = [make_task(dead, n) for n in range(3, 103)]
+        healthy = [make_task(h, n) for n in range(10) for h in good]
+        await publish(servers.kafka, topics, tasks=burst + healthy, partition=0)
+        await eventually(
+            lambda: all(len(receiver.requests(f"/ok{i}")) >= 10 for i in range(5)),
+            what="every task of the 5 healthy URLs delivered",
+        )
+        assert not d.pipeline.lanes.is_degraded(dead.config.event_url)  # silence alone, no timeout
+        assert len(receiver.requests("/dead")) == 2  # its two first attempts, still hanging
+        # 2 in flight and a queue of 5 held; the other 96 of 103 parked, not held in memory.
+        assert d.metrics.deferred.labels("overflow")._value.get() == 96

@@ -455,3 +455,40 @@ async def test_fresh_deliveries_and_retries_are_read_by_consumers_of_their_own_i
     finally:
         for r in runtimes:
             await r.stop()
+
+
+async def test_a_url_silent_since_its_attempts_started_gets_the_short_queue_before_any_timeout() -> None:
+    from deliverer.lanes import Lanes
+
+    now = [100.0]
+    release = asyncio.Event()
+
+    async def run(job: str) -> None:
+        await release.wait()
+
+    lanes: Lanes[str] = Lanes(
+        run,
+        on_error=_no_error,
+        per_url=2,
+        max_in_flight=256,
+        queue_limit=500,
+        degraded_queue_limit=3,
+        silent_after_s=2.0,
+        clock=lambda: now[0],
+    )
+    first = [lanes.offer("http://quiet", f"a{i}") for i in range(10)]
+    await asyncio.sleep(0)
+    assert all(first)  # two in flight, eight queued: within the full queue while the URL may still answer
+    now[0] += 1.9
+    assert not lanes.is_silent("http://quiet")
+    assert lanes.offer("http://quiet", "b0")
+    now[0] += 0.2  # 2.1 s since the attempts started, none finished
+    assert lanes.is_silent("http://quiet")
+    assert not lanes.is_degraded("http://quiet")  # no attempt has timed out yet
+    assert not lanes.offer("http://quiet", "b1")  # refused: the caller parks it
+    assert lanes.offer("http://other", "c0")  # other URLs are not touched
+    release.set()  # the attempts finish (answered or not): the lane is heard from again
+    await asyncio.sleep(0)
+    assert not lanes.is_silent("http://quiet")
+    assert lanes.offer("http://quiet", "b2")
+    await lanes.wait_idle(1)

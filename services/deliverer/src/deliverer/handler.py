@@ -95,6 +95,7 @@ class Pipeline:
             max_in_flight=settings.max_in_flight,
             queue_limit=settings.per_url_queue_limit,
             degraded_queue_limit=settings.degraded_queue_limit,
+            silent_after_s=settings.silent_after_s,
         )
         self._unacked: set[asyncio.Future[Any]] = set()
 

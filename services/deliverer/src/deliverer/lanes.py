@@ -5,6 +5,10 @@ keep many dead URLs from starving the healthy ones (both seen in the isolation b
 - a URL whose last attempt got no response (timeout, connection error) is *degraded*: one attempt in flight
   and a short queue (the rest is parked on a retry topic by the caller) until it answers again, so dead URLs
   cannot take every global slot or push the process over its pending cap;
+- a URL that has just gone dead is not known as such until its first attempt times out (15 s by default);
+  meanwhile its full queue, times a few such URLs, was the whole pending cap, and intake stopped for every
+  URL. So a lane whose attempts in flight have *all been silent* (none started on an idle lane or finished)
+  for `silent_after_s` gets the short queue too, before any timeout;
 - a freed global slot goes first to the lanes that have been waiting for one, then back to its own lane.
 
 A job that raises frees its slots like any other and its exception goes to `on_error` (never left in a
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
@@ -27,12 +32,13 @@ MAX_DEGRADED_REMEMBERED = 10_000
 
 
 class _Lane(Generic[J]):
-    __slots__ = ("active", "queue", "waiting")
+    __slots__ = ("active", "heard_at", "queue", "waiting")
 
     def __init__(self) -> None:
         self.queue: deque[J] = deque()
         self.active = 0
         self.waiting = False  # queued in Lanes._starved for a global slot
+        self.heard_at = 0.0  # when an attempt last started on the idle lane or finished (monotonic)
 
 
 class Lanes(Generic[J]):
@@ -45,6 +51,8 @@ class Lanes(Generic[J]):
         max_in_flight: int,
         queue_limit: int,
         degraded_queue_limit: int = 20,
+        silent_after_s: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._run = run
         self._on_error = on_error
@@ -52,6 +60,8 @@ class Lanes(Generic[J]):
         self._max = max_in_flight
         self._queue_limit = queue_limit
         self._degraded_queue_limit = min(degraded_queue_limit, queue_limit)
+        self._silent_after_s = silent_after_s
+        self._clock = clock
         self._degraded: dict[str, None] = {}  # insertion-ordered: the oldest is forgotten first
         self._lanes: dict[str, _Lane[J]] = {}
         self._starved: deque[str] = deque()  # lanes with work that found no global slot
@@ -63,8 +73,11 @@ class Lanes(Generic[J]):
         lane = self._lanes.get(url)
         if lane is None:
             lane = self._lanes[url] = _Lane()
-        limit = self._degraded_queue_limit if url in self._degraded else self._queue_limit
-        if len(lane.queue) >= limit:
+        queued = len(lane.queue)
+        # The short queue's test first: the clock is read only for a lane that already holds that many.
+        if queued >= self._degraded_queue_limit and (
+            queued >= self._queue_limit or url in self._degraded or self._silent(lane)
+        ):
             return False
         lane.queue.append(job)
         self._pump(url, lane)
@@ -83,6 +96,14 @@ class Lanes(Generic[J]):
     def is_degraded(self, url: str) -> bool:
         return url in self._degraded
 
+    def is_silent(self, url: str) -> bool:
+        """Attempts to `url` are in flight and none has finished for `silent_after_s`."""
+        lane = self._lanes.get(url)
+        return lane is not None and self._silent(lane)
+
+    def _silent(self, lane: _Lane[J]) -> bool:
+        return lane.active > 0 and self._clock() - lane.heard_at >= self._silent_after_s
+
     def queued(self) -> int:
         return sum(len(lane.queue) for lane in self._lanes.values())
 
@@ -95,6 +116,8 @@ class Lanes(Generic[J]):
                     self._starved.append(url)
                 return
             job = lane.queue.popleft()
+            if not lane.active:
+                lane.heard_at = self._clock()
             lane.active += 1
             self.in_flight += 1
             task = asyncio.create_task(self._go(url, lane, job))
@@ -110,6 +133,7 @@ class Lanes(Generic[J]):
             except Exception:
                 log.exception("error handler failed for %r", job)
         finally:
+            lane.heard_at = self._clock()
             lane.active -= 1
             self.in_flight -= 1
             # Lanes that found no slot go first; this lane queues behind them if the slots run out again.

@@ -53,6 +53,13 @@ class DelivererSettings(CommonSettings):
         description="Tasks queued for a URL whose last attempt got no response (timeout, connection error); "
         "such a URL also gets one attempt in flight, so dead URLs cannot starve the others.",
     )
+    silent_after_s: float = Field(
+        2.0,
+        gt=0,
+        description="A URL whose attempts in flight have all gone this long without an answer gets the "
+        "degraded queue limit before any of them times out, so a URL that has just gone dead cannot fill "
+        "the pending cap in the meantime.",
+    )
     overflow_delay_s: float = Field(5.0, ge=0, description="How long a task parked by queue overflow waits.")
     unknown_webhook_grace_s: float = Field(
         120.0,
