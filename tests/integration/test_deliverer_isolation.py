@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from deliverer.app import Deliverer
 from tests.conftest import eventually
-from tests.integration.test_deliverer_helpers import deliverer_settings, make_hook, make_task, publish
+from tests.integration.test_deliverer_helpers import (
+    deliverer_settings,
+    make_hook,
+    make_task,
+    publish,
+    records,
+)
 from tests.servers import Servers
 from tests.support.receiver import Receiver
 from webhooks_common.topics import Topics
@@ -66,7 +72,8 @@ async def test_a_url_gone_silent_cannot_fill_the_pending_cap_before_its_first_ti
         degraded_queue_limit=5,
         max_pending=50,  # without the silence rule the dead URL's queue alone would hold all of it
         silent_after_s=0.5,
-        overflow_delay_s=60,
+        overflow_delay_s=1,
+        unanswered_overflow_delay_s=30,  # parked for the 30 s tier: none comes back during the test
         shutdown_grace_s=0.5,
     )
     async with Deliverer(settings) as d:
@@ -86,3 +93,6 @@ async def test_a_url_gone_silent_cannot_fill_the_pending_cap_before_its_first_ti
         assert len(receiver.requests("/dead")) == 2  # its two first attempts, still hanging
         # 2 in flight and a queue of 5 held; the other 96 of 103 parked, not held in memory.
         assert d.metrics.deferred.labels("overflow")._value.get() == 96
+    parked = await records(servers.kafka, topics.retry("30s"))
+    assert len(parked) == 96  # on the 30 s tier: a silent URL is parked for longer than a busy one
+    assert not await records(servers.kafka, topics.retry("1s"), timeout=1.0)

@@ -492,3 +492,17 @@ async def test_a_url_silent_since_its_attempts_started_gets_the_short_queue_befo
     assert not lanes.is_silent("http://quiet")
     assert lanes.offer("http://quiet", "b2")
     await lanes.wait_idle(1)
+
+
+def test_a_url_that_is_not_answering_has_its_overflow_parked_for_longer() -> None:
+    from deliverer.handler import overflow_delay_s
+    from deliverer.settings import DelivererSettings
+
+    s = DelivererSettings(
+        kafka_bootstrap_servers="127.0.0.1:1", overflow_delay_s=5, unanswered_overflow_delay_s=30
+    )
+    assert overflow_delay_s(s, unanswered=False) == 5
+    assert overflow_delay_s(s, unanswered=True) == 30
+    assert tier_for(30, RETRY_TIERS)[0] == "30s"  # one hop, not a 5 s tier re-parked six times
+    shorter = s.model_copy(update={"unanswered_overflow_delay_s": 1})
+    assert overflow_delay_s(shorter, unanswered=True) == 5  # never sooner than any overflow

@@ -40,6 +40,14 @@ DUE_SLACK_MS = 50
 Job = Inbound[DeliveryTask]
 
 
+def overflow_delay_s(settings: DelivererSettings, *, unanswered: bool) -> float:
+    """How long a task that found its URL's queue full is parked. A URL that is not answering (degraded or
+    silent) waits longer: it will not be heard from sooner, and each return to a full queue is a re-park."""
+    if unanswered:
+        return max(settings.overflow_delay_s, settings.unanswered_overflow_delay_s)
+    return settings.overflow_delay_s
+
+
 class Verdict(Enum):
     GO = "go"
     DROP = "dropped"
@@ -120,7 +128,8 @@ class Pipeline:
             assert view is not None
             if not self.lanes.offer(view.url, job):
                 # This URL already has a full queue: park the task instead of holding memory or the partition.
-                await self._park(job, self._s.overflow_delay_s, "overflow")
+                unanswered = self.lanes.is_degraded(view.url) or self.lanes.is_silent(view.url)
+                await self._park(job, overflow_delay_s(self._s, unanswered=unanswered), "overflow")
 
     # --- the attempt --------------------------------------------------------------------------------
 

@@ -61,6 +61,13 @@ class DelivererSettings(CommonSettings):
         "the pending cap in the meantime.",
     )
     overflow_delay_s: float = Field(5.0, ge=0, description="How long a task parked by queue overflow waits.")
+    unanswered_overflow_delay_s: float = Field(
+        30.0,
+        ge=0,
+        description="How long a task parked by queue overflow waits when its URL is degraded or silent: it "
+        "will not be heard from sooner, and every re-park is Kafka traffic (30 s is one hop on the 30s "
+        "retry tier).",
+    )
     unknown_webhook_grace_s: float = Field(
         120.0,
         ge=0,
