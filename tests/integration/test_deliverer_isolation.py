@@ -5,6 +5,7 @@ from __future__ import annotations
 from deliverer.app import Deliverer
 from tests.conftest import eventually
 from tests.integration.test_deliverer_helpers import (
+    Hook,
     deliverer_settings,
     make_hook,
     make_task,
@@ -16,12 +17,17 @@ from tests.support.receiver import Receiver
 from webhooks_common.topics import Topics
 
 
+def one_dead_five_good(secrets_key: str, receiver: Receiver) -> tuple[Hook, list[Hook]]:
+    """A webhook whose URL never answers (`/dead`) and five whose URLs answer at once."""
+    receiver.hang("/dead")
+    dead = make_hook(secrets_key, receiver.url("/dead"))
+    return dead, [make_hook(secrets_key, receiver.url(f"/ok{i}")) for i in range(5)]
+
+
 async def test_dead_url_does_not_block_five_others_on_its_partition(
     servers: Servers, topics: Topics, group_id: str, secrets_key: str, receiver: Receiver
 ) -> None:
-    receiver.hang("/dead")
-    dead = make_hook(secrets_key, receiver.url("/dead"))
-    good = [make_hook(secrets_key, receiver.url(f"/ok{i}")) for i in range(5)]
+    dead, good = one_dead_five_good(secrets_key, receiver)
     # the dead URL's tasks come FIRST on the partition, then 5 x 20 tasks for the good URLs
     tasks = [make_task(dead, n) for n in range(30)]
     tasks += [make_task(h, n) for n in range(20) for h in good]
@@ -57,9 +63,7 @@ async def test_dead_url_does_not_block_five_others_on_its_partition(
 async def test_a_url_gone_silent_cannot_fill_the_pending_cap_before_its_first_timeout(
     servers: Servers, topics: Topics, group_id: str, secrets_key: str, receiver: Receiver
 ) -> None:
-    receiver.hang("/dead")
-    dead = make_hook(secrets_key, receiver.url("/dead"))
-    good = [make_hook(secrets_key, receiver.url(f"/ok{i}")) for i in range(5)]
+    dead, good = one_dead_five_good(secrets_key, receiver)
     await publish(servers.kafka, topics, configs=[dead.config, *(h.config for h in good)])
     settings = deliverer_settings(
         servers.kafka,
