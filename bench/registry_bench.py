@@ -40,6 +40,7 @@ from bench._report import pct, publish_table, report_parser
 from webhooks_common.kafka import delete_topics, ensure_topics
 from webhooks_common.tokens import mint_token
 from webhooks_common.topics import Topics, topic_specs
+from webhooks_devtools.metrics import by_label
 from webhooks_devtools.procs import Proc
 from webhooks_devtools.services import readyz
 
@@ -303,6 +304,12 @@ async def main() -> None:
             k: sum(c - stores.get(k, {}).get(pid, 0.0) for pid, c in cpu_by_pid(v).items())
             for k, v in store_pids(args.ferretdb_pid).items()
         }
+        # What each change was computed on (a kept webhook or a read); absent in older checkouts (`--code`).
+        change_bases: dict[str, float] = {}
+        for s in sessions:
+            async with s.get("/metrics") as r:
+                for base, count in by_label(await r.text(), "registry_change_bases_total", "base").items():
+                    change_bases[base] = change_bases.get(base, 0.0) + count
         for s in sessions:
             await s.close()
         rss = sum(rss_mb(p.pid or 0) or 0.0 for p in procs)
@@ -348,6 +355,15 @@ async def main() -> None:
                 else "still some pending 60 s after the last answer."
             ),
             f"The {describe(probe)} (`bench/_host.py`).",
+            *(
+                [
+                    "Changes computed on a webhook kept from moments ago (`registry/recent.py`): "
+                    + ", ".join(f"{k} {v:,.0f}" for k, v in sorted(change_bases.items()))
+                    + "."
+                ]
+                if change_bases
+                else []
+            ),
             "",
         ]
     )

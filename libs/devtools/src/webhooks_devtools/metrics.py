@@ -12,3 +12,13 @@ def sample(metrics_text: str, name: str) -> float | None:
             if s.name == name:
                 return float(s.value)
     return None
+
+
+def by_label(metrics_text: str, name: str, label: str) -> dict[str, float]:
+    """The samples called `name` on a Prometheus text page, summed by the value of one label."""
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(metrics_text):
+        for s in family.samples:
+            if s.name == name and label in s.labels:
+                out[s.labels[label]] = out.get(s.labels[label], 0.0) + float(s.value)
+    return out

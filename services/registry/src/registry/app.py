@@ -23,6 +23,7 @@ from registry.openapi import build_openapi
 from registry.page.routes import add_page_routes
 from registry.problems import problem_for, problem_response
 from registry.publisher import ConfigSink, KafkaSink, Publisher
+from registry.recent import RecentWebhooks
 from registry.routes import HISTORY_ROUTES, ROUTES
 from registry.service import Limits, WebhookService
 from registry.settings import RegistrySettings
@@ -56,6 +57,13 @@ class Metrics(OwnMetrics):
             "Webhook changes that cannot be published (not a webhook's shape); reason in webhook_changes",
         )
         self.kafka_up = self.gauge("registry_kafka_up", "Publisher connected to Kafka (1) or not (0)")
+        self.change_bases = self.counter(
+            "registry_change_bases",
+            "What each change was computed on: a webhook this process saw moments ago that was current "
+            "(recent), one that could not decide it alone and was read again (reread: stale, nothing to "
+            "change on it, or another If-Match), or a read (read)",
+            ["base"],
+        )
         self.lease_held = self.gauge(
             "registry_outbox_lease_held", "This process holds the outbox lease and publishes (1) or not (0)"
         )
@@ -102,7 +110,15 @@ class Runtime:
         )
         limits = Limits(settings.max_webhooks_per_entity, timedelta(hours=settings.secret_overlap_hours))
         notify = self.publisher.wake if settings.publisher_enabled else (lambda: None)
-        self.service = WebhookService(self.store, self.box, limits, notify)
+        recent = RecentWebhooks(settings.recent_webhooks, settings.recent_ttl_s)
+        self.service = WebhookService(
+            self.store,
+            self.box,
+            limits,
+            notify,
+            recent=recent,
+            on_base=lambda base: self.metrics.change_bases.labels(base).inc(),
+        )
         self._tasks: list[asyncio.Task[None]] = []
 
     async def mongo_ok(self) -> bool:

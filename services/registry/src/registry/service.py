@@ -12,6 +12,7 @@ from typing import Any
 
 from registry import documents as d
 from registry.errors import CapReached, ConcurrentChange, NotFound, StaleVersion
+from registry.recent import RecentWebhooks
 from registry.schemas import KeyValuePair, RemoveEntryResponse, WebhookRecord
 from registry.store import Store
 from webhooks_common.catalog import catalog
@@ -44,8 +45,13 @@ class WebhookService:
         limits: Limits,
         notify: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = store_clock,
+        recent: RecentWebhooks | None = None,
+        on_base: Callable[[str], None] = lambda _base: None,
     ) -> None:
         self.store, self.box, self.limits, self.notify, self.clock = store, box, limits, notify, clock
+        # Bases for the next change (recent.py); off when not given.
+        self.recent = recent if recent is not None else RecentWebhooks(0, 0.0)
+        self.on_base = on_base  # "recent", "reread" or "read": what a change was computed on (a metric)
 
     async def create(self, entity_id: str, new: d.NewWebhook, user: str) -> WebhookRecord:
         # Count and insert under a per-entity lock (no transactions): exact within one registry process.
@@ -62,10 +68,14 @@ class WebhookService:
             )
             await self.store.insert(d.to_doc(webhook))
         self.notify()
+        self.recent.remember(webhook)
         return d.to_record(webhook)
 
     async def list_webhooks(self, entity_id: str) -> list[WebhookRecord]:
-        return [d.to_record(d.from_doc(doc)) for doc in await self.store.list_entity(entity_id)]
+        webhooks = [d.from_doc(doc) for doc in await self.store.list_entity(entity_id)]
+        for webhook in webhooks:
+            self.recent.remember(webhook)
+        return [d.to_record(webhook) for webhook in webhooks]
 
     async def get(self, entity_id: str, webhook_id: str) -> WebhookRecord:
         return d.to_record(await self._load(entity_id, webhook_id))
@@ -124,8 +134,11 @@ class WebhookService:
     async def _load(self, entity_id: str, webhook_id: str) -> d.Webhook:
         doc = await self.store.get(entity_id, webhook_id)
         if doc is None:
+            self.recent.forget(webhook_id)
             raise NotFound(webhook_id)
-        return d.from_doc(doc)
+        webhook = d.from_doc(doc)
+        self.recent.remember(webhook)
+        return webhook
 
     async def _apply(
         self,
@@ -136,7 +149,20 @@ class WebhookService:
         mutate: Callable[[d.Webhook], dict[str, Any] | None],
     ) -> d.Webhook:
         """Read, compute the change (None: nothing to change), compare-and-set on the version read. With
-        If-Match the version must be the caller's; without it a lost race is retried on a fresh read."""
+        If-Match the version must be the caller's; without it a lost race is retried on a fresh read.
+
+        A webhook this process saw moments ago is tried first without reading it (recent.py): if it is
+        out of date its compare-and-set loses, and so does anything else it cannot decide alone (If-Match
+        on another version, nothing to change), which is then decided as always, on a fresh read."""
+        seen = self.recent.base(entity_id, webhook_id)
+        if seen is not None and (if_match is None or seen.version == if_match):
+            fields = mutate(seen)
+            if fields is not None:
+                written = await self._write(seen, user, fields)
+                if written is not None:
+                    self.on_base("recent")
+                    return written
+        self.on_base("read" if seen is None else "reread")
         for _ in range(_CAS_ATTEMPTS):
             webhook = await self._load(entity_id, webhook_id)
             if if_match is not None and webhook.version != if_match:
@@ -144,12 +170,22 @@ class WebhookService:
             fields = mutate(webhook)
             if fields is None:
                 return webhook
-            updated = await self.store.update_if_version(
-                d.to_doc(webhook), d.change(webhook, user, self.clock(), fields)
-            )
-            if updated is not None:
-                self.notify()
-                return d.from_doc(updated)
+            written = await self._write(webhook, user, fields)
+            if written is not None:
+                return written
             if if_match is not None:
                 raise ConcurrentChange()
         raise ConcurrentChange(given_up=True)
+
+    async def _write(self, webhook: d.Webhook, user: str, fields: dict[str, Any]) -> d.Webhook | None:
+        """The change on top of `webhook` if that is still the stored version; None when another won."""
+        updated = await self.store.update_if_version(
+            d.to_doc(webhook), d.change(webhook, user, self.clock(), fields)
+        )
+        if updated is None:
+            self.recent.forget(webhook.id)
+            return None
+        self.notify()
+        written = d.from_doc(updated)
+        self.recent.remember(written)
+        return written

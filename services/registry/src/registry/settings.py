@@ -31,6 +31,22 @@ class RegistrySettings(CommonSettings):
     max_webhooks_per_entity: int = Field(
         100, ge=1, description="How many webhooks one managing entity may have (409 beyond)."
     )
+    recent_webhooks: int = Field(
+        10_000,
+        ge=0,
+        description="Webhooks each registry process keeps for a short while after reading or writing them, "
+        "as the base of their next change: a patch or a delete of one is then two store commands instead of "
+        "three (a stale one loses its compare-and-set and is read again). Never used to answer a read; "
+        "0 turns it off.",
+    )
+    recent_ttl_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="How long a kept webhook may serve as a base (`REGISTRY_RECENT_WEBHOOKS`). Longer saves "
+        "more reads when one process serves a webhook's reads and writes; with several processes, other "
+        "processes' changes make more bases stale, each costing one failed insert.",
+    )
     secret_overlap_hours: float = Field(
         24, ge=0, description="How long a rotated-out signing secret keeps signing next to the new one."
     )
