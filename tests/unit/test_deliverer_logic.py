@@ -494,6 +494,42 @@ async def test_a_url_silent_since_its_attempts_started_gets_the_short_queue_befo
     await lanes.wait_idle(1)
 
 
+async def test_a_burst_queued_before_its_url_stopped_answering_is_handed_back_beyond_the_short_queue() -> (
+    None
+):
+    from deliverer.lanes import Lanes
+
+    now = [100.0]
+    release = asyncio.Event()
+
+    async def run(job: str) -> None:
+        await release.wait()
+
+    lanes: Lanes[str] = Lanes(
+        run,
+        on_error=_no_error,
+        per_url=2,
+        max_in_flight=256,
+        queue_limit=500,
+        degraded_queue_limit=3,
+        silent_after_s=2.0,
+        clock=lambda: now[0],
+    )
+    assert all(lanes.offer("http://a", f"a{i}") for i in range(10))  # 2 in flight, 8 queued
+    assert all(lanes.offer("http://b", f"b{i}") for i in range(10))
+    await asyncio.sleep(0)
+    assert lanes.shed("http://a") == []  # answering as far as anyone knows: its queue is its own
+    now[0] += 2.1  # silent: none of the attempts finished
+    assert lanes.shed("http://a") == ["a5", "a6", "a7", "a8", "a9"]  # the newest; the oldest 3 stay
+    assert lanes.shed("http://a") == []
+    lanes.mark("http://b", answered=False)  # degraded by a timeout: the same
+    assert lanes.shed("http://b") == ["b5", "b6", "b7", "b8", "b9"]
+    assert lanes.queued() == 6
+    assert lanes.shed("http://nobody") == []
+    release.set()
+    await lanes.wait_idle(1)
+
+
 def test_a_url_that_is_not_answering_has_its_overflow_parked_for_longer() -> None:
     from deliverer.handler import overflow_delay_s
     from deliverer.settings import DelivererSettings

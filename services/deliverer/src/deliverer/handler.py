@@ -130,6 +130,8 @@ class Pipeline:
                 # This URL already has a full queue: park the task instead of holding memory or the partition.
                 unanswered = self.lanes.is_degraded(view.url) or self.lanes.is_silent(view.url)
                 await self._park(job, overflow_delay_s(self._s, unanswered=unanswered), "overflow")
+                if unanswered:
+                    await self._shed(view.url)
 
     # --- the attempt --------------------------------------------------------------------------------
 
@@ -159,6 +161,8 @@ class Pipeline:
             self._m.in_flight.dec()
         self._m.latency.observe(res.duration_s)
         self.lanes.mark(url, answered=res.status is not None)
+        if res.status is None:
+            await self._shed(url)
         outcome = classify(res.status, res.error)
         at_ms = int(time.time() * 1000)
         throttled = outcome is Outcome.THROTTLED
@@ -245,6 +249,17 @@ class Pipeline:
         value = records.task_bytes(job.value, due_at_ms=due)
         self._m.deferred.labels(why).inc()
         self._finish(job, [await self._send(self._tier_topic(delay_s), job.key, value)])
+
+    async def _shed(self, url: str) -> None:
+        """Park what a URL that stopped answering holds queued beyond its short queue (`Lanes.shed`)."""
+        delay_s = overflow_delay_s(self._s, unanswered=True)
+        for job in self.lanes.shed(url):
+            if job.revoked:
+                continue  # its partition's new owner delivers it
+            try:
+                await self._park(job, delay_s, "shed")
+            except Exception as exc:  # out of its lane now: the runtime's policy decides, as for any failure
+                job.fail(exc)
 
     # --- bookkeeping --------------------------------------------------------------------------------
 

@@ -9,6 +9,9 @@ keep many dead URLs from starving the healthy ones (both seen in the isolation b
   meanwhile its full queue, times a few such URLs, was the whole pending cap, and intake stopped for every
   URL. So a lane whose attempts in flight have *all been silent* (none started on an idle lane or finished)
   for `silent_after_s` gets the short queue too, before any timeout;
+- a lane that turns degraded or silent with more than the short queue already queued (a burst that came
+  before anyone knew) hands the excess back (`shed`) to be parked: kept, it would drain at one attempt per
+  timeout and hold its partition's commit for as long (500 tasks x 15 s: two hours);
 - a freed global slot goes first to the lanes that have been waiting for one, then back to its own lane.
 
 A job that raises frees its slots like any other and its exception goes to `on_error` (never left in a
@@ -103,6 +106,19 @@ class Lanes(Generic[J]):
 
     def _silent(self, lane: _Lane[J]) -> bool:
         return lane.active > 0 and self._clock() - lane.heard_at >= self._silent_after_s
+
+    def shed(self, url: str) -> list[J]:
+        """The newest queued jobs of a degraded or silent `url` beyond the short queue, taken out of it (the
+        caller parks them); none for a URL that answers."""
+        lane = self._lanes.get(url)
+        keep = self._degraded_queue_limit
+        if lane is None or len(lane.queue) <= keep:
+            return []
+        if url not in self._degraded and not self._silent(lane):
+            return []
+        excess = [lane.queue.pop() for _ in range(len(lane.queue) - keep)]
+        excess.reverse()
+        return excess
 
     def queued(self) -> int:
         return sum(len(lane.queue) for lane in self._lanes.values())
