@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 
 from deliverer.app import Deliverer
+from deliverer.settings import DelivererSettings
 from tests.conftest import eventually
 from tests.integration.test_deliverer_helpers import (
     Hook,
@@ -105,48 +106,73 @@ async def test_a_url_gone_silent_cannot_fill_the_pending_cap_before_its_first_ti
     assert not await records(servers.kafka, topics.retry("1s"), timeout=1.0)
 
 
+BURST = 100  # tasks for the dead URL, all queued before anyone knows it is dead (2 in flight, 98 queued)
+
+
+def burst_settings(
+    servers: Servers, topics: Topics, group_id: str, secrets_key: str, **over: object
+) -> DelivererSettings:
+    """2 attempts per URL, a full queue of 500 and a short one of 5; what a URL that stopped answering holds
+    beyond the short queue is parked on the 30 s tier (none comes back during a test)."""
+    return deliverer_settings(
+        servers.kafka,
+        topics,
+        group_id,
+        secrets_key,
+        per_url_concurrency=2,
+        per_url_queue_limit=500,
+        degraded_queue_limit=5,
+        unanswered_overflow_delay_s=30,
+        shutdown_grace_s=0.5,
+        **over,
+    )
+
+
+async def queue_a_burst(servers: Servers, topics: Topics, dead: Hook, d: Deliverer) -> None:
+    tasks = [make_task(dead, n) for n in range(BURST)]
+    await publish(servers.kafka, topics, tasks=tasks, partition=0)
+    await eventually(
+        lambda: d.pipeline.lanes.queued() == BURST - 2, what="the burst queued behind its 2 attempts"
+    )
+
+
+def deferred(d: Deliverer, why: str) -> float:
+    return float(d.metrics.deferred.labels(why)._value.get())
+
+
 async def test_a_burst_queued_before_its_url_went_silent_is_parked_not_held_for_a_timeout_each(
     servers: Servers, topics: Topics, group_id: str, secrets_key: str, receiver: Receiver
 ) -> None:
     dead, _good = one_dead_five_good(secrets_key, receiver)
     url = dead.config.event_url
     await publish(servers.kafka, topics, configs=[dead.config])
-    settings = deliverer_settings(
-        servers.kafka,
+    settings = burst_settings(
+        servers,
         topics,
         group_id,
         secrets_key,
         timeout_s=60,  # no attempt times out during the test
-        per_url_concurrency=2,
-        per_url_queue_limit=500,
-        degraded_queue_limit=5,
-        silent_after_s=3.0,  # longer than the burst takes to be read: all of it is queued first
+        silent_after_s=5.0,  # far longer than the burst takes to be read: all of it is queued first
         overflow_delay_s=1,
-        unanswered_overflow_delay_s=30,
-        shutdown_grace_s=0.5,
     )
     async with Deliverer(settings) as d:
         lanes = d.pipeline.lanes
-        await publish(servers.kafka, topics, tasks=[make_task(dead, n) for n in range(100)], partition=0)
-        await eventually(lambda: lanes.queued() == 98, what="the burst queued behind its 2 attempts")
+        await queue_a_burst(servers, topics, dead, d)
         assert not lanes.is_silent(url)
-        await eventually(lambda: lanes.is_silent(url), what="the URL silent for 3 s")
-        assert lanes.queued() == 98  # silence alone moves nothing: the next task for the URL finds it
+        await eventually(lambda: lanes.is_silent(url), what="the URL silent for 5 s")
+        assert lanes.queued() == BURST - 2  # silence alone moves nothing: the next task for the URL finds it
 
-        await publish(servers.kafka, topics, tasks=[make_task(dead, 100)], partition=0)
+        await publish(servers.kafka, topics, tasks=[make_task(dead, BURST)], partition=0)
 
-        def deferred(why: str) -> float:
-            return float(d.metrics.deferred.labels(why)._value.get())
-
-        await eventually(lambda: deferred("overflow") == 1, what="the new task parked")
+        await eventually(lambda: deferred(d, "overflow") == 1, what="the new task parked")
         # ... and with it the burst beyond the short queue: 93 of 98, not one per 60 s timeout.
-        await eventually(lambda: deferred("shed") == 93, what="the excess handed back and parked")
+        await eventually(lambda: deferred(d, "shed") == 93, what="the excess handed back and parked")
         assert lanes.queued() == 5
         assert len(receiver.requests("/dead")) == 2  # its two first attempts, still hanging
     parked = await records(servers.kafka, topics.retry("30s"))
     assert len(parked) == 94
     # The newest went back; the oldest 7 (2 attempts and the short queue) stay, in order, in the lane.
-    assert sorted(orjson.loads(v["body"])["data"]["n"] for v in values(parked)) == [*range(7, 101)]
+    assert sorted(orjson.loads(v["body"])["data"]["n"] for v in values(parked)) == [*range(7, BURST + 1)]
 
 
 async def test_a_burst_queued_before_the_first_timeout_is_parked_at_that_timeout(
@@ -154,26 +180,20 @@ async def test_a_burst_queued_before_the_first_timeout_is_parked_at_that_timeout
 ) -> None:
     dead, _good = one_dead_five_good(secrets_key, receiver)
     await publish(servers.kafka, topics, configs=[dead.config])
-    settings = deliverer_settings(
-        servers.kafka,
+    settings = burst_settings(
+        servers,
         topics,
         group_id,
         secrets_key,
-        timeout_s=2,  # the first two attempts time out: the URL is degraded
-        per_url_concurrency=2,
-        per_url_queue_limit=500,
-        degraded_queue_limit=5,
+        timeout_s=4,  # the first two attempts time out (after the burst is queued): the URL is degraded
         silent_after_s=60,  # the timeout alone, not the silence rule
-        unanswered_overflow_delay_s=30,
-        shutdown_grace_s=0.5,
     )
     async with Deliverer(settings) as d:
-        lanes = d.pipeline.lanes
-        await publish(servers.kafka, topics, tasks=[make_task(dead, n) for n in range(100)], partition=0)
-        await eventually(lambda: lanes.queued() == 98, what="the burst queued behind its 2 attempts")
-        await eventually(lambda: lanes.is_degraded(dead.config.event_url), what="the first timeout")
+        await queue_a_burst(servers, topics, dead, d)
         await eventually(
-            lambda: d.metrics.deferred.labels("shed")._value.get() == 93,
-            what="all but the short queue parked at the timeout",
+            lambda: d.pipeline.lanes.is_degraded(dead.config.event_url), what="the first timeout"
         )
-        assert lanes.queued() <= 5
+        await eventually(
+            lambda: deferred(d, "shed") == 93, what="all but the short queue parked at the timeout"
+        )
+        assert d.pipeline.lanes.queued() <= 5

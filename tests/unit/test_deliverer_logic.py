@@ -457,37 +457,46 @@ async def test_fresh_deliveries_and_retries_are_read_by_consumers_of_their_own_i
             await r.stop()
 
 
+class HangingLanes:
+    """Lanes on a fake clock whose attempts hang until `release` is set: 2 per URL, a short queue of 3, silent
+    after 2 s."""
+
+    def __init__(self) -> None:
+        from deliverer.lanes import Lanes
+
+        self.now = 100.0
+        self.release = asyncio.Event()
+
+        async def run(job: str) -> None:
+            await self.release.wait()
+
+        self.lanes: Lanes[str] = Lanes(
+            run,
+            on_error=_no_error,
+            per_url=2,
+            max_in_flight=256,
+            queue_limit=500,
+            degraded_queue_limit=3,
+            silent_after_s=2.0,
+            clock=lambda: self.now,
+        )
+
+
 async def test_a_url_silent_since_its_attempts_started_gets_the_short_queue_before_any_timeout() -> None:
-    from deliverer.lanes import Lanes
-
-    now = [100.0]
-    release = asyncio.Event()
-
-    async def run(job: str) -> None:
-        await release.wait()
-
-    lanes: Lanes[str] = Lanes(
-        run,
-        on_error=_no_error,
-        per_url=2,
-        max_in_flight=256,
-        queue_limit=500,
-        degraded_queue_limit=3,
-        silent_after_s=2.0,
-        clock=lambda: now[0],
-    )
+    h = HangingLanes()
+    lanes = h.lanes
     first = [lanes.offer("http://quiet", f"a{i}") for i in range(10)]
     await asyncio.sleep(0)
     assert all(first)  # two in flight, eight queued: within the full queue while the URL may still answer
-    now[0] += 1.9
+    h.now += 1.9
     assert not lanes.is_silent("http://quiet")
     assert lanes.offer("http://quiet", "b0")
-    now[0] += 0.2  # 2.1 s since the attempts started, none finished
+    h.now += 0.2  # 2.1 s since the attempts started, none finished
     assert lanes.is_silent("http://quiet")
     assert not lanes.is_degraded("http://quiet")  # no attempt has timed out yet
     assert not lanes.offer("http://quiet", "b1")  # refused: the caller parks it
     assert lanes.offer("http://other", "c0")  # other URLs are not touched
-    release.set()  # the attempts finish (answered or not): the lane is heard from again
+    h.release.set()  # the attempts finish (answered or not): the lane is heard from again
     await asyncio.sleep(0)
     assert not lanes.is_silent("http://quiet")
     assert lanes.offer("http://quiet", "b2")
@@ -497,36 +506,20 @@ async def test_a_url_silent_since_its_attempts_started_gets_the_short_queue_befo
 async def test_a_burst_queued_before_its_url_stopped_answering_is_handed_back_beyond_the_short_queue() -> (
     None
 ):
-    from deliverer.lanes import Lanes
-
-    now = [100.0]
-    release = asyncio.Event()
-
-    async def run(job: str) -> None:
-        await release.wait()
-
-    lanes: Lanes[str] = Lanes(
-        run,
-        on_error=_no_error,
-        per_url=2,
-        max_in_flight=256,
-        queue_limit=500,
-        degraded_queue_limit=3,
-        silent_after_s=2.0,
-        clock=lambda: now[0],
-    )
+    h = HangingLanes()
+    lanes = h.lanes
     assert all(lanes.offer("http://a", f"a{i}") for i in range(10))  # 2 in flight, 8 queued
     assert all(lanes.offer("http://b", f"b{i}") for i in range(10))
     await asyncio.sleep(0)
     assert lanes.shed("http://a") == []  # answering as far as anyone knows: its queue is its own
-    now[0] += 2.1  # silent: none of the attempts finished
+    h.now += 2.1  # silent: none of the attempts finished
     assert lanes.shed("http://a") == ["a5", "a6", "a7", "a8", "a9"]  # the newest; the oldest 3 stay
     assert lanes.shed("http://a") == []
     lanes.mark("http://b", answered=False)  # degraded by a timeout: the same
     assert lanes.shed("http://b") == ["b5", "b6", "b7", "b8", "b9"]
     assert lanes.queued() == 6
     assert lanes.shed("http://nobody") == []
-    release.set()
+    h.release.set()
     await lanes.wait_idle(1)
 
 
