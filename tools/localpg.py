@@ -9,10 +9,14 @@ the application or its indexes:
 - `plan_cache_mode = force_custom_plan`, so the field name is planned as the constant it is;
 - an event trigger that gives every key of every index FerretDB creates a GIN twin (`jsonb_path_ops`),
   the index kind that serves `@>` (one per table and key; none for a descending key, which only sorts);
-- `gin_pending_list_limit = 64kB` (default 4 MB): a GIN index keeps new entries in a pending list that every
-  query using the index reads through, and with steady inserts (the history writer, the registry's change
-  log) those lists stayed near full. A 4 MB list cost a 111-row lookup 4.4 ms against 0.04 ms cleaned; the
-  history API spent 80-113 ms of PostgreSQL CPU per request, 11-18 ms at 64 kB (bench/RESULTS.md).
+- the twins without a pending list (`fastupdate = off`): by default a GIN index keeps new entries in a pending
+  list that every query using the index reads through, and with steady inserts (the history writer, the
+  registry's change log) those lists stayed full. A 4 MB list (the default limit) cost a 111-row lookup 4.4 ms
+  against 0.04 ms cleaned, and the history API 80-113 ms of PostgreSQL CPU per request; a 64 kB limit
+  (`gin_pending_list_limit`, kept for any other GIN index) 11-18 ms; no list at all 13-14% less CPU again in
+  the registry's mix and in the history's (bench/RESULTS.md). A twin indexes one value per row, so entering it
+  at once is a single index insertion: the list saves nothing worth its reads. Twins made before keep
+  `fastupdate` until `prepare_database` turns it off (at every `make infra-up`).
 
 Measured on 100,000 documents (bench/RESULTS.md): an `_id` lookup 15 ms -> 1.3 ms, a 100-document equality
 match 19 ms -> 5 ms. The socket lives in the data directory, so every INFRA_DIR (the chaos harness makes
@@ -67,7 +71,8 @@ BEGIN
             -- Named by table and expression: a key in two indexes gets one twin, not two to keep up.
             idx_name := 'gin_' || substr(md5(tbl || expr), 1, 24);
             EXECUTE format(
-                'CREATE INDEX IF NOT EXISTS %I ON %s USING gin ((%s) jsonb_path_ops)', idx_name, tbl, expr);
+                'CREATE INDEX IF NOT EXISTS %I ON %s USING gin ((%s) jsonb_path_ops) WITH (fastupdate = off)',
+                idx_name, tbl, expr);
         END LOOP;
     END LOOP;
 END
@@ -75,6 +80,24 @@ $fn$;
 DROP EVENT TRIGGER IF EXISTS webhooks_gin_twins;
 CREATE EVENT TRIGGER webhooks_gin_twins ON ddl_command_end WHEN TAG IN ('CREATE INDEX')
     EXECUTE FUNCTION webhooks_gin_twins();
+"""
+
+# Twins made before they were made without a pending list: turn it off and empty what it holds.
+TWINS_WITHOUT_PENDING_LIST_SQL = r"""
+DO $do$
+DECLARE
+    twin regclass;
+BEGIN
+    FOR twin IN
+        SELECT c.oid::regclass FROM pg_class c JOIN pg_am am ON am.oid = c.relam
+        WHERE c.relkind = 'i' AND am.amname = 'gin' AND c.relname LIKE 'gin\_%'
+            AND NOT coalesce(c.reloptions @> ARRAY['fastupdate=off'], false)
+    LOOP
+        EXECUTE format('ALTER INDEX %s SET (fastupdate = off)', twin);
+        PERFORM gin_clean_pending_list(twin);
+    END LOOP;
+END
+$do$;
 """
 
 
@@ -186,7 +209,7 @@ def answers(data: Path) -> bool:
 
 
 def prepare_database(data: Path) -> None:
-    """The FerretDB database and the GIN-twin trigger (idempotent)."""
+    """The FerretDB database, the GIN-twin trigger, and no pending list on any twin (idempotent)."""
     exists = psql(data, "postgres", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'")
     if exists.stdout.strip() != "1":
         made = psql(data, "postgres", f"CREATE DATABASE {DATABASE}")
@@ -195,3 +218,6 @@ def prepare_database(data: Path) -> None:
     done = psql(data, DATABASE, GIN_TWINS_SQL)
     if done.returncode != 0:
         raise RuntimeError(f"cannot install the GIN-twin trigger: {done.stderr.strip()}")
+    done = psql(data, DATABASE, TWINS_WITHOUT_PENDING_LIST_SQL)
+    if done.returncode != 0:
+        raise RuntimeError(f"cannot turn off the GIN twins' pending lists: {done.stderr.strip()}")

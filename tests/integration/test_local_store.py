@@ -1,0 +1,89 @@
+"""The local store (FerretDB on the project's PostgreSQL): an index made through the MongoDB protocol gets a
+GIN twin that can serve FerretDB's equality filters, and that twin keeps no pending list (`tools/localpg.py`).
+
+Only where `make infra-up` started that PostgreSQL: against a real MongoDB there is nothing to check."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from pymongo.asynchronous.database import AsyncDatabase
+
+from tests.servers import Servers
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def localpg(servers: Servers) -> tuple[ModuleType, Path]:
+    sys.path.insert(0, str(ROOT / "tools"))  # infra.py and localpg.py run as scripts side by side
+    try:
+        infra = importlib.import_module("infra")
+        pg = importlib.import_module("localpg")
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    if not pg.answers(infra.PG_DATA):
+        pytest.skip(f"no local PostgreSQL under {infra.PG_DATA} (the store is {servers.mongo_url})")
+    return pg, infra.PG_DATA
+
+
+def _sql(localpg: tuple[ModuleType, Path], query: str) -> list[list[str]]:
+    pg, data = localpg
+    done = pg.psql(data, pg.DATABASE, query)
+    assert done.returncode == 0, done.stderr
+    return [line.split("|") for line in done.stdout.splitlines() if line]
+
+
+def _twins(localpg: tuple[ModuleType, Path], schema: str) -> list[list[str]]:
+    """(index, table, its expression, its storage options) of every GIN twin in a FerretDB database."""
+    return _sql(
+        localpg,
+        "SELECT c.relname, i.indrelid::regclass, pg_get_indexdef(i.indexrelid, 1, false), "
+        "coalesce(array_to_string(c.reloptions, ','), '') "
+        "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        f"WHERE n.nspname = '{schema}' AND c.relname LIKE 'gin\\_%' ORDER BY 1",
+    )
+
+
+async def test_an_index_gets_a_twin_without_a_pending_list_that_serves_equality(
+    localpg: tuple[ModuleType, Path], mongo_db: AsyncDatabase[Any]
+) -> None:
+    col = mongo_db["hooks"]
+    await col.insert_many([{"_id": f"w{i}", "entity_id": f"e{i % 50}"} for i in range(500)])
+    await col.create_index([("entity_id", 1)])
+    assert await col.count_documents({"entity_id": "e7"}) == 10
+
+    twins = {expr: (name, table, options) for name, table, expr, options in _twins(localpg, mongo_db.name)}
+    entity = twins.get("((_jsonb -> 'entity_id'::text))")
+    assert entity is not None, f"no GIN twin of entity_id among {sorted(twins)}"
+    name, table, options = entity
+    assert options == "fastupdate=off"
+
+    # FerretDB's pushed-down filter for {"entity_id": "e7"}; the plan may use the twin for it.
+    query = f"SELECT _jsonb FROM {table} WHERE _jsonb -> 'entity_id' @> '\"e7\"'"
+    plan = _sql(localpg, f"SET enable_seqscan = off; EXPLAIN {query}")
+    assert any(name in line[0] for line in plan), plan
+
+
+async def test_infra_up_takes_the_pending_list_off_twins_made_before(
+    localpg: tuple[ModuleType, Path], mongo_db: AsyncDatabase[Any]
+) -> None:
+    col = mongo_db["hooks"]
+    await col.insert_one({"_id": "w1", "entity_id": "e1"})
+    await col.create_index([("entity_id", 1)])
+    twins = _twins(localpg, mongo_db.name)
+    assert twins
+    for name, *_ in twins:  # as twins made before
+        _sql(localpg, f'ALTER INDEX "{mongo_db.name}".{name} SET (fastupdate = on)')
+    assert {options for *_, options in _twins(localpg, mongo_db.name)} == {"fastupdate=on"}
+
+    pg, data = localpg
+    pg.prepare_database(data)  # what `make infra-up` runs on a server that is already up
+
+    assert {options for *_, options in _twins(localpg, mongo_db.name)} == {"fastupdate=off"}
