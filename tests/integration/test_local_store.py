@@ -1,5 +1,7 @@
-"""The local store (FerretDB on the project's PostgreSQL): an index made through the MongoDB protocol gets a
-GIN twin that can serve FerretDB's equality filters, and that twin keeps no pending list (`tools/localpg.py`).
+"""The local store (FerretDB on the project's PostgreSQL, `tools/localpg.py`): an index made through the
+MongoDB protocol gets a GIN twin that can serve FerretDB's equality filters and keeps no pending list;
+FerretDB's own btree index is left unmaintained unless it is unique, and stays listed and droppable through
+the protocol.
 
 Only where `make infra-up` started that PostgreSQL: against a real MongoDB there is nothing to check."""
 
@@ -13,6 +15,7 @@ from typing import Any
 
 import pytest
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
 from tests.servers import Servers
 
@@ -71,7 +74,49 @@ async def test_an_index_gets_a_twin_without_a_pending_list_that_serves_equality(
     assert any(name in line[0] for line in plan), plan
 
 
-async def test_infra_up_takes_the_pending_list_off_twins_made_before(
+def _btrees(localpg: tuple[ModuleType, Path], schema: str) -> dict[str, tuple[bool, bool]]:
+    """Each of FerretDB's own (btree) indexes in a database: its expression -> (unique, maintained)."""
+    rows = _sql(
+        localpg,
+        "SELECT pg_get_indexdef(i.indexrelid), i.indisunique, i.indisready AND i.indisvalid "
+        "FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am am ON am.oid = c.relam "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        f"WHERE n.nspname = '{schema}' AND am.amname = 'btree' AND c.relname NOT LIKE '\\_ferretdb%'",
+    )
+    return {
+        definition.split(" USING btree ")[1]: (unique == "t", ready == "t")
+        for definition, unique, ready in rows
+    }
+
+
+async def test_only_unique_btree_indexes_are_maintained_and_all_stay_listed_and_droppable(
+    localpg: tuple[ModuleType, Path], mongo_db: AsyncDatabase[Any]
+) -> None:
+    col = mongo_db["hooks"]
+    await col.insert_many([{"_id": f"w{i}", "entity_id": f"e{i % 5}", "at": i, "key": i} for i in range(50)])
+    await col.create_index([("entity_id", 1), ("at", 1)], name="by_entity")
+    await col.create_index([("key", 1)], name="by_key", unique=True)
+
+    assert _btrees(localpg, mongo_db.name) == {
+        "(((_jsonb -> '_id'::text)))": (True, True),
+        "(((_jsonb -> 'entity_id'::text)), ((_jsonb -> 'at'::text)))": (False, False),
+        "(((_jsonb -> 'key'::text)))": (True, True),
+    }
+    # What a user of the MongoDB protocol sees is unchanged: answers, sorts, uniqueness, the index list.
+    await col.insert_one({"_id": "w50", "entity_id": "e1", "at": 50, "key": 50})
+    newest = [d["_id"] async for d in col.find({"entity_id": "e1"}).sort("at", -1).limit(2)]
+    assert newest == ["w50", "w46"]
+    with pytest.raises(DuplicateKeyError):
+        await col.insert_one({"_id": "w51", "key": 7})
+    assert {ix["name"] async for ix in await col.list_indexes()} == {"_id_", "by_entity", "by_key"}
+    await col.drop_index("by_entity")
+    assert {ix["name"] async for ix in await col.list_indexes()} == {"_id_", "by_key"}
+    assert "(((_jsonb -> 'entity_id'::text)), ((_jsonb -> 'at'::text)))" not in _btrees(
+        localpg, mongo_db.name
+    )
+
+
+async def test_infra_up_brings_indexes_made_before_to_the_rules(
     localpg: tuple[ModuleType, Path], mongo_db: AsyncDatabase[Any]
 ) -> None:
     col = mongo_db["hooks"]
@@ -81,9 +126,19 @@ async def test_infra_up_takes_the_pending_list_off_twins_made_before(
     assert twins
     for name, *_ in twins:  # as twins made before
         _sql(localpg, f'ALTER INDEX "{mongo_db.name}".{name} SET (fastupdate = on)')
+    _sql(  # and FerretDB's index as it was made before
+        localpg,
+        "UPDATE pg_index i SET indisready = true, indisvalid = true FROM pg_namespace n, pg_class c "
+        f"WHERE c.oid = i.indexrelid AND n.oid = c.relnamespace AND n.nspname = '{mongo_db.name}'",
+    )
     assert {options for *_, options in _twins(localpg, mongo_db.name)} == {"fastupdate=on"}
+    assert _btrees(localpg, mongo_db.name)["(((_jsonb -> 'entity_id'::text)))"] == (False, True)
 
     pg, data = localpg
     pg.prepare_database(data)  # what `make infra-up` runs on a server that is already up
 
     assert {options for *_, options in _twins(localpg, mongo_db.name)} == {"fastupdate=off"}
+    assert _btrees(localpg, mongo_db.name) == {
+        "(((_jsonb -> '_id'::text)))": (True, True),
+        "(((_jsonb -> 'entity_id'::text)))": (False, False),
+    }
