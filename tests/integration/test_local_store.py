@@ -1,7 +1,8 @@
 """The local store (FerretDB on the project's PostgreSQL, `tools/localpg.py`): an index made through the
 MongoDB protocol gets a GIN twin that can serve FerretDB's equality filters and keeps no pending list;
 FerretDB's own btree index is left unmaintained unless it is unique, and stays listed and droppable through
-the protocol.
+the protocol; a collection loaded in bulk soon gets the statistics that keep an unselective twin out of its
+plans.
 
 Only where `make infra-up` started that PostgreSQL: against a real MongoDB there is nothing to check."""
 
@@ -17,6 +18,7 @@ import pytest
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from tests.conftest import eventually
 from tests.servers import Servers
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -142,3 +144,43 @@ async def test_infra_up_brings_indexes_made_before_to_the_rules(
         "(((_jsonb -> '_id'::text)))": (True, True),
         "(((_jsonb -> 'entity_id'::text)))": (False, False),
     }
+
+
+async def test_a_bulk_loaded_collection_is_analyzed_soon_and_its_plans_skip_the_unselective_twin(
+    localpg: tuple[ModuleType, Path], mongo_db: AsyncDatabase[Any]
+) -> None:
+    col = mongo_db["deliveries"]
+    await col.create_index([("webhook_id", 1), ("hour", 1)])
+    await col.create_index([("status", 1)])
+    docs = [
+        {
+            "_id": f"d{i}",
+            "webhook_id": f"w{i % 100}",
+            "hour": f"h{i % 24}",
+            "status": "failed" if i % 10 else "ok",
+        }
+        for i in range(5000)
+    ]
+    await col.insert_many(docs)
+    table = _sql(
+        localpg,
+        f"SELECT '\"{mongo_db.name}\".' || relname FROM pg_stat_user_tables "
+        f"WHERE schemaname = '{mongo_db.name}' AND relname LIKE 'deliveries%'",
+    )[0][0]
+
+    def analyzed() -> bool:
+        return _sql(
+            localpg,
+            f"SELECT last_autoanalyze IS NOT NULL FROM pg_stat_user_tables WHERE relid = '{table}'::regclass",
+        ) == [["t"]]
+
+    # autovacuum_naptime 10 s: the launcher's next look analyzes it (PostgreSQL's default: every 60 s)
+    await eventually(analyzed, timeout=40, interval=0.5, what="autovacuum to analyze the loaded collection")
+    plan = _sql(
+        localpg,
+        f"EXPLAIN SELECT _jsonb FROM {table} WHERE _jsonb -> 'webhook_id' @> '\"w7\"' "
+        "AND _jsonb -> 'hour' @> '\"h7\"' AND _jsonb -> 'status' @> '\"failed\"'",
+    )
+    index_conditions = [line[0] for line in plan if "Index Cond" in line[0]]
+    assert index_conditions, plan
+    assert not any("status" in line for line in index_conditions), plan
