@@ -418,7 +418,14 @@ def start_postgres() -> None:
             if time.monotonic() > deadline:
                 sys.exit(f"[infra] postgres did not answer within 60s; see {LOGS / 'postgres.log'}")
             time.sleep(0.2)
-    localpg.prepare_database(PG_DATA)
+    prepare_database()
+
+
+def prepare_database() -> None:
+    stale = localpg.prepare_database(PG_DATA)
+    if stale:
+        restart = "`make infra-down && make infra-up` restarts it"
+        say(f"postgres: started before {', '.join(stale)} changed; {restart}")
 
 
 # Go's collector ran every few MB of FerretDB's short-lived allocations (decoded documents): about a fifth of
@@ -487,7 +494,7 @@ async def up() -> None:
     if mongo_ok:
         say(f"mongodb: answering at {url}")
         if read_pid("postgres"):
-            localpg.prepare_database(PG_DATA)  # a newer checkout may bring a newer trigger
+            prepare_database()  # a newer checkout may bring a newer trigger or settings
     else:
         start_ferretdb(url)
     await asyncio.gather(

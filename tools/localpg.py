@@ -230,8 +230,9 @@ def answers(data: Path) -> bool:
     return (data / f".s.PGSQL.{PORT}").exists() and psql(data, "postgres", "SELECT 1").returncode == 0
 
 
-def prepare_database(data: Path) -> None:
-    """The FerretDB database, the GIN-twin trigger, and its rules on indexes made before it (idempotent)."""
+def prepare_database(data: Path) -> list[str]:
+    """The FerretDB database, the GIN-twin trigger, its rules on indexes made before it, and SETTINGS a reload
+    can bring (idempotent); the names of settings that take a restart to be in effect."""
     exists = psql(data, "postgres", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'")
     if exists.stdout.strip() != "1":
         made = psql(data, "postgres", f"CREATE DATABASE {DATABASE}")
@@ -243,3 +244,31 @@ def prepare_database(data: Path) -> None:
     done = psql(data, DATABASE, EARLIER_INDEXES_SQL)
     if done.returncode != 0:
         raise RuntimeError(f"cannot bring earlier indexes to the trigger's rules: {done.stderr.strip()}")
+    return reload_settings(data)
+
+
+def _stale_settings(data: Path, contexts: str) -> list[str]:
+    names = ", ".join(f"'{name}'" for name in SETTINGS)
+    shown = psql(
+        data,
+        DATABASE,
+        f"SELECT name, current_setting(name) FROM pg_settings WHERE name IN ({names}) "
+        f"AND context IN ({contexts})",
+    )
+    if shown.returncode != 0:
+        raise RuntimeError(f"cannot read the server's settings: {shown.stderr.strip()}")
+    rows = [line.split("|") for line in shown.stdout.splitlines() if line]
+    return [name for name, value in rows if value != SETTINGS[name]]
+
+
+def reload_settings(data: Path) -> list[str]:
+    """SETTINGS added since a running server was started, put in effect where a reload can (`make infra-up`
+    leaves a running server up); the names still not in effect, which take a restart.
+
+    A value on the server's command line outranks `ALTER SYSTEM`, so only settings the server was started
+    without change here."""
+    for name in _stale_settings(data, "'sighup', 'superuser', 'user'"):
+        # one statement per call: ALTER SYSTEM refuses to run inside a transaction block
+        psql(data, DATABASE, f"ALTER SYSTEM SET {name} = '{SETTINGS[name]}'")
+    psql(data, DATABASE, "SELECT pg_reload_conf()")
+    return _stale_settings(data, "'sighup', 'superuser', 'user', 'postmaster'")
