@@ -9,6 +9,8 @@ import (
 	"flag"
 	"log"
 	"log/slog"
+	"net/http"
+	_ "net/http/pprof" // served only with -pprof
 	"os"
 	"os/signal"
 	"syscall"
@@ -22,7 +24,12 @@ func main() {
 	pgURL := flag.String("postgresql-url", "postgres://postgres@127.0.0.1:55432/ferretdb", "PostgreSQL URL")
 	dir := flag.String("data", "data", "directory for the SQLite databases (sqlite backend)")
 	level := flag.String("log-level", "warn", "debug, info, warn or error")
+	pprofAddr := flag.String("pprof", "", "serve Go's profiler (/debug/pprof/) on this address; off when empty")
 	flag.Parse()
+
+	if *pprofAddr != "" {
+		go func() { log.Printf("pprof: %v", http.ListenAndServe(*pprofAddr, nil)) }()
+	}
 
 	var logLevel slog.Level
 	if err := logLevel.UnmarshalText([]byte(*level)); err != nil {

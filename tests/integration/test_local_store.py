@@ -2,13 +2,16 @@
 MongoDB protocol gets a GIN twin that can serve FerretDB's equality filters and keeps no pending list;
 FerretDB's own btree index is left unmaintained unless it is unique, and stays listed and droppable through
 the protocol; a collection loaded in bulk soon gets the statistics that keep an unselective twin out of its
-plans.
+plans. And FerretDB's own tests of its document codec pass on the codec the build patches in.
 
 Only where `make infra-up` started that PostgreSQL: against a real MongoDB there is nothing to check."""
 
 from __future__ import annotations
 
 import importlib
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -184,3 +187,27 @@ async def test_a_bulk_loaded_collection_is_analyzed_soon_and_its_plans_skip_the_
     index_conditions = [line[0] for line in plan if "Index Cond" in line[0]]
     assert index_conditions, plan
     assert not any("status" in line for line in index_conditions), plan
+
+
+def test_ferretdbs_own_codec_tests_pass_on_the_patched_codec() -> None:
+    """FerretDB's sjson tests (every BSON type both ways, truncated input, trailing data, unknown fields) run
+    against the module copy `make infra-up` built, whose sjson decodes through
+    infra/ferretdb/patches/sjson_json.go."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        infra = importlib.import_module("infra")
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    modfile = infra.INFRA / "build" / "ferretdb" / "go.mod"
+    if not modfile.is_file() or shutil.which("go") is None:
+        pytest.skip(f"FerretDB was not built here ({modfile} or Go missing)")
+    done = subprocess.run(
+        ["go", "test", f"-modfile={modfile}", f"{infra.FERRET_MODULE}/internal/handler/sjson"],
+        cwd=infra.FERRET_SRC,
+        env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "ok" in done.stdout

@@ -27,13 +27,14 @@ def _module(tmp_path: Path, folder: str, files: dict[str, str]) -> Path:
     return tmp_path
 
 
-def test_sjson_sources_import_goccy_and_its_tests_stay_as_they_are(infra: ModuleType, tmp_path: Path) -> None:
+def test_sjson_sources_import_the_patched_codec_and_its_tests_stay_as_they_are(
+    infra: ModuleType, tmp_path: Path
+) -> None:
     (folder, _, _) = infra.FERRET_IMPORT_REWRITES[0]
     module = _module(tmp_path, folder, {"sjson.go": STOCK, "sjson_test.go": STOCK, "other.go": "package x\n"})
     infra.rewrite_imports(module)
-    assert (
-        module / folder / "sjson.go"
-    ).read_text() == 'import (\n\t"bytes"\n\tjson "github.com/goccy/go-json"\n)\n'
+    codec = "github.com/FerretDB/FerretDB/internal/handler/sjson/json"
+    assert (module / folder / "sjson.go").read_text() == f'import (\n\t"bytes"\n\tjson "{codec}"\n)\n'
     assert (module / folder / "sjson_test.go").read_text() == STOCK
     assert (module / folder / "other.go").read_text() == "package x\n"
 
@@ -43,6 +44,15 @@ def test_a_rewrite_that_matches_nothing_stops_the_build(infra: ModuleType, tmp_p
     module = _module(tmp_path, folder, {"sjson.go": 'import "fmt"\n'})
     with pytest.raises(SystemExit, match="fix the rewrites"):
         infra.rewrite_imports(module)
+
+
+def test_every_patch_exists_and_the_codec_is_a_package_of_its_own(infra: ModuleType) -> None:
+    for name in infra.FERRET_PATCHES:
+        assert (infra.FERRET_SRC / "patches" / name).is_file(), name
+    codec = infra.FERRET_PATCHES["sjson_json.go"]
+    (_, _, new) = infra.FERRET_IMPORT_REWRITES[0]
+    assert f'"{infra.FERRET_MODULE}/{Path(codec).parent}"' in new  # what sjson imports is what the patch adds
+    assert (infra.FERRET_SRC / "patches" / "sjson_json.go").read_text().count("\npackage json\n") == 1
 
 
 def test_the_rewrites_are_part_of_the_build_stamp(infra: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
