@@ -3,15 +3,16 @@
 //
 // sjson decodes every value, down to each string of each stored document, with a Decoder of its own over a
 // bytes.Reader of that value alone. A goccy/go-json Decoder is a stream: it allocates a 512-byte buffer per
-// Decoder and scans its input in reads. Under the registry's mix that was about half of sjson's decoding time
-// (pprof: the stream's scan-and-refill 20% of FerretDB's CPU, the buffers 4% more). Here a Decoder hands the
-// whole value to goccy/go-json's Unmarshal at once, which decodes from one slice.
+// Decoder, reads its input in pieces and decodes a value longer than its first read element by element (pprof
+// under the registry's mix: that slow path 20% of FerretDB's CPU, the buffers 4% more). Here a Decoder hands
+// the whole value to goccy/go-json's Unmarshal at once, which decodes from one slice: a stored document in a
+// third less time (bench/RESULTS.md).
 //
 // What sjson relies on is kept: one value per Decoder, DisallowUnknownFields, and a Buffered reader that
 // holds what follows the value (sjson's checkConsumed). A value that Unmarshal refuses (truncated, or followed
 // by more than white space: never what PostgreSQL returns) is decoded again by goccy/go-json's stream, so the
-// errors are the ones sjson had. FerretDB's own sjson tests pass against it (tests/unit/test_infra_ferretdb_build.py
-// runs them when Go is installed).
+// errors are the ones sjson had. FerretDB's own sjson tests pass against it (tests/integration/test_local_store.py
+// runs them on every build `make infra-up` made).
 package json
 
 import (
