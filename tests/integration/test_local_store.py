@@ -27,14 +27,17 @@ from tests.servers import Servers
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def localpg(servers: Servers) -> tuple[ModuleType, Path]:
+def _tool(name: str) -> ModuleType:
     sys.path.insert(0, str(ROOT / "tools"))  # infra.py and localpg.py run as scripts side by side
     try:
-        infra = importlib.import_module("infra")
-        pg = importlib.import_module("localpg")
+        return importlib.import_module(name)
     finally:
         sys.path.remove(str(ROOT / "tools"))
+
+
+@pytest.fixture
+def localpg(servers: Servers) -> tuple[ModuleType, Path]:
+    infra, pg = _tool("infra"), _tool("localpg")
     if not pg.answers(infra.PG_DATA):
         pytest.skip(f"no local PostgreSQL under {infra.PG_DATA} (the store is {servers.mongo_url})")
     return pg, infra.PG_DATA
@@ -193,11 +196,7 @@ def test_ferretdbs_own_codec_tests_pass_on_the_patched_codec() -> None:
     """FerretDB's sjson tests (every BSON type both ways, truncated input, trailing data, unknown fields) run
     against the module copy `make infra-up` built, whose sjson decodes through
     infra/ferretdb/patches/sjson_json.go."""
-    sys.path.insert(0, str(ROOT / "tools"))
-    try:
-        infra = importlib.import_module("infra")
-    finally:
-        sys.path.remove(str(ROOT / "tools"))
+    infra = _tool("infra")
     modfile = infra.INFRA / "build" / "ferretdb" / "go.mod"
     if not modfile.is_file() or shutil.which("go") is None:
         pytest.skip(f"FerretDB was not built here ({modfile} or Go missing)")
