@@ -2,7 +2,8 @@
 MongoDB protocol gets a GIN twin that can serve FerretDB's equality filters and keeps no pending list;
 FerretDB's own btree index is left unmaintained unless it is unique, and stays listed and droppable through
 the protocol; a collection loaded in bulk soon gets the statistics that keep an unselective twin out of its
-plans. And FerretDB's own tests of its document codec pass on the codec the build patches in.
+plans; `$in` of plain values is pushed down to PostgreSQL and answers as in MongoDB. And FerretDB's own tests
+of its document codec and of the SQL it makes pass on the copy the build patches.
 
 Only where `make infra-up` started that PostgreSQL: against a real MongoDB there is nothing to check."""
 
@@ -192,21 +193,81 @@ async def test_a_bulk_loaded_collection_is_analyzed_soon_and_its_plans_skip_the_
     assert not any("status" in line for line in index_conditions), plan
 
 
-def test_ferretdbs_own_codec_tests_pass_on_the_patched_codec() -> None:
-    """FerretDB's sjson tests (every BSON type both ways, truncated input, trailing data, unknown fields) run
-    against the module copy `make infra-up` built, whose sjson decodes through
-    infra/ferretdb/patches/sjson_json.go."""
+IN_DOCS = [
+    {"_id": 1, "v": "a"},
+    {"_id": 2, "v": "b"},
+    {"_id": 3, "v": ["x", "a"]},
+    {"_id": 4, "v": 7},
+    {"_id": 5, "v": 7.0},
+    {"_id": 6},
+    {"_id": 7, "v": None},
+    {"_id": 8, "v": "c"},
+    {"_id": 9, "v": {"a": 1}},
+    {"_id": 10, "v": True},
+    {"_id": 11, "v": 2**60},  # beyond a double's exact integers: FerretDB's equality pushes down a range
+]
+
+
+@pytest.mark.parametrize(
+    ("query", "ids", "pushed_down"),
+    [
+        ({"v": {"$in": ["a", "b"]}}, [1, 2, 3], True),  # an array holding a value matches, as in MongoDB
+        ({"v": {"$in": [7]}}, [4, 5], True),
+        ({"v": {"$in": ["c", 7, True]}}, [4, 5, 8, 10], True),
+        ({"v": {"$in": [2**60]}}, [11], True),
+        ({"_id": {"$in": [1, 2, 99]}}, [1, 2], True),
+        ({"v": {"$in": ["a", None]}}, [1, 3, 6, 7], False),  # null matches a missing field: not pushed down
+        ({"v": {"$in": [{"a": 1}]}}, [9], False),
+        ({"v": {"$in": []}}, [], False),
+    ],
+)
+async def test_in_of_plain_values_is_pushed_down_and_answers_as_mongodb_does(
+    localpg: tuple[ModuleType, Path],
+    mongo_db: AsyncDatabase[Any],
+    query: dict[str, Any],
+    ids: list[int],
+    pushed_down: bool,
+) -> None:
+    """`$in` goes to PostgreSQL as an OR of equalities (infra/ferretdb/patches/query_in.go) only where that
+    returns every document `$in` matches; FerretDB then filters as before, so the answer is MongoDB's."""
+    col = mongo_db["in_pushdown"]
+    await col.insert_many(IN_DOCS)
+    assert sorted([d["_id"] async for d in col.find(query)]) == ids
+    assert await col.count_documents(query) == len(ids)
+    explained = await mongo_db.command("explain", {"find": col.name, "filter": query})
+    assert explained["filterPushdown"] is pushed_down
+
+
+def _ferretdb_go_test(package: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`go test` of one of FerretDB's packages in the module copy `make infra-up` built and patched."""
     infra = _tool("infra")
     modfile = infra.INFRA / "build" / "ferretdb" / "go.mod"
     if not modfile.is_file() or shutil.which("go") is None:
         pytest.skip(f"FerretDB was not built here ({modfile} or Go missing)")
-    done = subprocess.run(
-        ["go", "test", f"-modfile={modfile}", f"{infra.FERRET_MODULE}/internal/handler/sjson"],
+    return subprocess.run(
+        ["go", "test", "-count=1", f"-modfile={modfile}", *args, f"{infra.FERRET_MODULE}/{package}"],
         cwd=infra.FERRET_SRC,
         env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"},
         capture_output=True,
         text=True,
         timeout=600,
     )
+
+
+def test_ferretdbs_own_codec_tests_pass_on_the_patched_codec() -> None:
+    """FerretDB's sjson tests (every BSON type both ways, truncated input, trailing data, unknown fields) run
+    against the module copy `make infra-up` built, whose sjson decodes through
+    infra/ferretdb/patches/sjson_json.go."""
+    done = _ferretdb_go_test("internal/handler/sjson")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "ok" in done.stdout
+
+
+def test_ferretdbs_own_query_tests_pass_with_in_pushed_down() -> None:
+    """FerretDB's tests of the SQL it makes from filters, sorts and limits, and ours of `$in`
+    (infra/ferretdb/patches/query_in_test.go), on the patched copy. The rest of that package needs a
+    PostgreSQL on its own port, so only these run."""
+    done = _ferretdb_go_test("internal/backends/postgresql", "-v", "-run", "^(TestPrepare|TestFilterIn)")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    ran = {line.split()[2] for line in done.stdout.splitlines() if line.startswith("--- PASS: Test")}
+    assert {"TestPrepareWhereClause", "TestPrepareWhereClauseIn", "TestFilterInBound"} <= ran, done.stdout

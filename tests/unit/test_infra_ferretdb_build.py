@@ -1,4 +1,4 @@
-"""The FerretDB build's import rewrites (`tools/infra.py`): applied to the module copy's sources, never to its
+"""The FerretDB build's source rewrites (`tools/infra.py`): applied to the module copy's sources, never to its
 tests, and a rule that matches nothing stops the build instead of building the stock code unnoticed. Also the
 Go runtime settings FerretDB is started with."""
 
@@ -27,37 +27,64 @@ def _module(tmp_path: Path, folder: str, files: dict[str, str]) -> Path:
     return tmp_path
 
 
+def _stock(infra: ModuleType, tmp_path: Path) -> Path:
+    """A module whose every rewritten folder holds a source file and a test file with the rule's old text."""
+    for folder, old, _ in infra.FERRET_REWRITES:
+        files = {
+            "stock.go": f"package x\n{old}",
+            "stock_test.go": f"package x\n{old}",
+            "other.go": "package x\n",
+        }
+        _module(tmp_path, folder, files)
+    return tmp_path
+
+
 def test_sjson_sources_import_the_patched_codec_and_its_tests_stay_as_they_are(
     infra: ModuleType, tmp_path: Path
 ) -> None:
-    (folder, _, _) = infra.FERRET_IMPORT_REWRITES[0]
-    module = _module(tmp_path, folder, {"sjson.go": STOCK, "sjson_test.go": STOCK, "other.go": "package x\n"})
-    infra.rewrite_imports(module)
+    module = _stock(infra, tmp_path)
+    (folder, _, _) = infra.FERRET_REWRITES[0]
+    (module / folder / "sjson.go").write_text(STOCK)
+    (module / folder / "sjson_test.go").write_text(STOCK)
+    infra.rewrite_sources(module)
     codec = "github.com/FerretDB/FerretDB/internal/handler/sjson/json"
     assert (module / folder / "sjson.go").read_text() == f'import (\n\t"bytes"\n\tjson "{codec}"\n)\n'
     assert (module / folder / "sjson_test.go").read_text() == STOCK
     assert (module / folder / "other.go").read_text() == "package x\n"
 
 
+def test_the_query_builder_sends_in_to_the_patch_before_its_other_operators(
+    infra: ModuleType, tmp_path: Path
+) -> None:
+    module = _stock(infra, tmp_path)
+    (folder, old, _) = infra.FERRET_REWRITES[1]
+    infra.rewrite_sources(module)
+    text = (module / folder / "stock.go").read_text()
+    assert text.index('case "$in":') < text.index(old) and "filterIn(p, key, v, keyOperator)" in text
+    assert (module / folder / "stock_test.go").read_text() == f"package x\n{old}"
+    assert infra.FERRET_PATCHES["query_in.go"].startswith(folder + "/")  # filterIn lives in that package
+
+
 def test_a_rewrite_that_matches_nothing_stops_the_build(infra: ModuleType, tmp_path: Path) -> None:
-    (folder, _, _) = infra.FERRET_IMPORT_REWRITES[0]
-    module = _module(tmp_path, folder, {"sjson.go": 'import "fmt"\n'})
+    module = _stock(infra, tmp_path)
+    (folder, _, _) = infra.FERRET_REWRITES[0]
+    (module / folder / "stock.go").write_text('import "fmt"\n')
     with pytest.raises(SystemExit, match="fix the rewrites"):
-        infra.rewrite_imports(module)
+        infra.rewrite_sources(module)
 
 
 def test_every_patch_exists_and_the_codec_is_a_package_of_its_own(infra: ModuleType) -> None:
     for name in infra.FERRET_PATCHES:
         assert (infra.FERRET_SRC / "patches" / name).is_file(), name
     codec = infra.FERRET_PATCHES["sjson_json.go"]
-    (_, _, new) = infra.FERRET_IMPORT_REWRITES[0]
+    (_, _, new) = infra.FERRET_REWRITES[0]
     assert f'"{infra.FERRET_MODULE}/{Path(codec).parent}"' in new  # what sjson imports is what the patch adds
     assert (infra.FERRET_SRC / "patches" / "sjson_json.go").read_text().count("\npackage json\n") == 1
 
 
 def test_the_rewrites_are_part_of_the_build_stamp(infra: ModuleType, monkeypatch: pytest.MonkeyPatch) -> None:
     before = infra.ferretdb_source_stamp()
-    monkeypatch.setattr(infra, "FERRET_IMPORT_REWRITES", ())
+    monkeypatch.setattr(infra, "FERRET_REWRITES", ())
     assert infra.ferretdb_source_stamp() != before  # a changed rule rebuilds FerretDB on the next infra-up
 
 
