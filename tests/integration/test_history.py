@@ -369,6 +369,54 @@ async def test_list_pages_newest_first_filters_and_retention_on_the_real_store(
         await store.close()
 
 
+async def test_the_store_reads_several_hours_and_many_ids_in_one_query_each(
+    make_settings: Callable[..., RegistrySettings],
+) -> None:
+    """What a page's wave and the writer's lookup ask the store: hours together (a cursor bounding only its
+    own hour), and `_id`s beyond one query's chunk; the results as if asked one by one."""
+    settings = make_settings()
+    store = HistoryStore(settings.mongo_url, settings.database)
+    await store.ensure_indexes()
+    try:
+        hours = [model.hour_of(h * 3_600_000) for h in (500_002, 500_001, 500_000)]  # newest first
+        docs: list[dict[str, Any]] = [
+            {
+                "_id": f"w:{h}:{i}",
+                "webhook_id": "w",
+                "hour": hour,
+                "created_ms": model.hour_start_ms(hour) + i * 1000,
+                "status": "failed" if i % 2 else "succeeded",
+            }
+            for h, hour in enumerate(hours)
+            for i in range(4)
+        ]
+        await store.deliveries.insert_many([*docs, {**docs[0], "_id": "x:0", "webhook_id": "x"}])
+        walk = sorted(docs, key=lambda d: (d["hour"], d["created_ms"]), reverse=True)
+
+        async def read(hs: list[str], limit: int, **kw: Any) -> list[str]:
+            args: dict[str, Any] = {"status": None, "event_type": None, "cursor": None}
+            found = await store.deliveries_in_hours(
+                "w", hs, **{**args, "since_ms": None, "until_ms": None, **kw, "limit": limit}
+            )
+            return [d["_id"] for d in found]
+
+        assert await read(hours, 100) == [d["_id"] for d in walk]
+        assert await read(hours, 6) == [d["_id"] for d in walk[:6]]
+        assert await read(hours[1:], 100, status="failed") == [
+            d["_id"] for d in walk if d["hour"] != hours[0] and d["status"] == "failed"
+        ]
+        cut = walk[5]  # the second newest of the middle hour
+        cursor = model.Cursor(cut["hour"], cut["created_ms"], cut["_id"])
+        assert await read(hours, 100, cursor=cursor) == [d["_id"] for d in walk if d not in walk[4:6]]
+
+        ids = [f"w:{h}:{i}" for h in range(3) for i in range(100, -1, -1)]  # w:2:* past the first chunk
+        found = await store.deliveries_by_id(ids, fields={"status": 1})
+        assert sorted(found) == sorted(d["_id"] for d in docs)
+        assert found["w:2:1"] == {"_id": "w:2:1", "status": "failed"}
+    finally:
+        await store.close()
+
+
 async def _job_done(api: Api, hook_id: str, job_id: str) -> dict[str, Any] | None:
     status, job, _ = await api.call("GET", api.path(f"/{hook_id}/job/{job_id}"))
     assert status == 200, job

@@ -206,10 +206,10 @@ class HistoryApi:
         webhook = await self._webhook(entity, request)
         hours = model.hours_to_scan(await self.store.webhook_hours(webhook["_id"]), since, until, cursor)
 
-        async def hour_items(hour: str, n: int) -> list[Doc]:
-            return await self.store.deliveries_in_hour(
+        async def hour_items(batch: list[str], n: int) -> list[Doc]:
+            return await self.store.deliveries_in_hours(
                 webhook["_id"],
-                hour,
+                batch,
                 status=status,
                 event_type=q.get("eventType"),
                 cursor=cursor,

@@ -303,11 +303,11 @@ class JobRunner:
         statuses = (model.FAILED, model.DEAD, model.PENDING)
         size, pacer = chunk_size(self.rate), Pacer(self.rate)
         for hour in hours:
+            run, failed_jobs = job["run"], self._failed_jobs
             found = [
                 d
-                for status in statuses
-                for d in await self.store.deliveries_with_status(wid, hour, status)
-                if status != model.PENDING or abandoned(d.get("requested_by"), job["run"], self._failed_jobs)
+                for d in await self.store.deliveries_with_status(wid, hour, statuses)
+                if d["status"] != model.PENDING or abandoned(d.get("requested_by"), run, failed_jobs)
             ]
             todo = sorted(
                 (d for d in found if since <= d["created_ms"] < until and (done is None or _key(d) > done)),

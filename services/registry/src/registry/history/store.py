@@ -27,6 +27,9 @@ UPDATE_CONCURRENCY = 8
 # Most documents in one insert command of a job: far below the ~50 statements of a write command that
 # freeze FerretDB (see write_deliveries); inserts were not seen to, but a job has no need to find out.
 JOB_INSERT_SLICE = 25
+# `_id`s of one `$in` lookup: the local FerretDB pushes down lists of up to 500 (each an OR term PostgreSQL
+# plans), and a writer's batch is a few hundred.
+IDS_PER_QUERY = 250
 WRITER_FIELDS = {"attempt_ids": 1, "last": 1, "payload": 1, "requested_ms": 1, "hour": 1}
 
 
@@ -83,20 +86,16 @@ class HistoryStore:
                 raise
             return len(docs) - len(errors)
 
-    async def deliveries_by_id(
-        self, ids: Sequence[str], concurrency: int = 8, fields: Doc | None = None
-    ) -> dict[str, Doc]:
-        """Those that exist, with `fields` (by default what the writer merges)."""
-        # One `_id` lookup each: `$in` is not pushed down by FerretDB, `_id` equality is.
-        sem = asyncio.Semaphore(concurrency)
+    async def deliveries_by_id(self, ids: Sequence[str], fields: Doc | None = None) -> dict[str, Doc]:
+        """Those that exist, with `fields` (by default what the writer merges): `_id` `$in` a chunk of them
+        per query (pushed down by the local FerretDB, infra/ferretdb/patches/query_in.go)."""
         projection = fields or WRITER_FIELDS
-
-        async def one(i: str) -> Doc | None:
-            async with sem:
-                return await self.deliveries.find_one({"_id": i}, projection)
-
-        found = await asyncio.gather(*(one(i) for i in ids))
-        return {d["_id"]: d for d in found if d is not None}
+        found: dict[str, Doc] = {}
+        for i in range(0, len(ids), IDS_PER_QUERY):
+            query = {"_id": {"$in": list(ids[i : i + IDS_PER_QUERY])}}
+            async for d in self.deliveries.find(query, projection):
+                found[d["_id"]] = d
+        return found
 
     async def write_deliveries(
         self, changes: dict[str, Doc], existing: set[str], new_hours: set[tuple[str, str]]
@@ -153,10 +152,10 @@ class HistoryStore:
     async def webhook_hours(self, webhook_id: str) -> list[str]:
         return [d["hour"] async for d in self.hours.find({"webhook_id": webhook_id}, {"hour": 1})]
 
-    async def deliveries_in_hour(
+    async def deliveries_in_hours(
         self,
         webhook_id: str,
-        hour: str,
+        hours: Sequence[str],
         *,
         status: str | None,
         event_type: str | None,
@@ -165,8 +164,32 @@ class HistoryStore:
         until_ms: int | None,
         limit: int,
     ) -> list[Doc]:
-        """This hour's deliveries of the webhook, newest first, after the cursor, within the window."""
-        query: Doc = {"webhook_id": webhook_id, "hour": hour}
+        """Up to `limit` deliveries of the webhook in these hours, after the cursor, within the window: newest
+        hour first, newest first within an hour (the order of a walk over the hours, newest first).
+
+        One query: `hour` `$in` the hours (pushed down to PostgreSQL by the local FerretDB,
+        infra/ferretdb/patches/query_in.go; on MongoDB the compound index's prefix serves it)."""
+        bounded = cursor is not None and cursor.created_ms is not None and cursor.hour in hours
+        if bounded and len(hours) > 1:
+            # the cursor bounds only its own hour: that hour is a query of its own (a page never asks for
+            # it with others: it is the first hour of the page, and goes alone)
+            assert cursor is not None
+            at = list(hours).index(cursor.hour)
+            out: list[Doc] = []
+            for part in (hours[:at], hours[at : at + 1], hours[at + 1 :]):
+                if part and len(out) < limit:
+                    out += await self.deliveries_in_hours(
+                        webhook_id,
+                        part,
+                        status=status,
+                        event_type=event_type,
+                        cursor=cursor,
+                        since_ms=since_ms,
+                        until_ms=until_ms,
+                        limit=limit - len(out),
+                    )
+            return out
+        query: Doc = {"webhook_id": webhook_id, "hour": hours[0] if len(hours) == 1 else {"$in": list(hours)}}
         if status is not None:
             query["status"] = status
         if event_type is not None:
@@ -176,13 +199,14 @@ class HistoryStore:
             window["$gte"] = since_ms
         if until_ms is not None:
             window["$lt"] = until_ms
-        if cursor is not None and cursor.created_ms is not None and cursor.hour == hour:
+        if bounded:
+            assert cursor is not None
             window["$lte"] = cursor.created_ms
         if window:
             query["created_ms"] = window
         found = self.deliveries.find(query, {"payload": 0, "attempt_ids": 0})
-        found = found.sort([("created_ms", DESCENDING), ("_id", DESCENDING)]).limit(limit + 1)
-        return [d async for d in found if before_cursor(d, cursor)][:limit]
+        found = found.sort([("hour", DESCENDING), ("created_ms", DESCENDING), ("_id", DESCENDING)])
+        return [d async for d in found.limit(limit + 1) if before_cursor(d, cursor)][:limit]
 
     async def delivery(self, webhook_id: str, event_id: str) -> Doc | None:
         return await self.deliveries.find_one({"_id": f"{webhook_id}:{event_id}"})
@@ -193,11 +217,8 @@ class HistoryStore:
 
     async def attempts_in_hours(self, webhook_id: str, hours: Sequence[str]) -> list[Doc]:
         fields = {"at_ms": 1, "outcome": 1, "duration_ms": 1, "status": 1, "error": 1, "event_id": 1}
-
-        async def one(h: str) -> list[Doc]:
-            return [d async for d in self.attempts.find({"webhook_id": webhook_id, "hour": h}, fields)]
-
-        return [d for part in await asyncio.gather(*(one(h) for h in hours)) for d in part]
+        query = {"webhook_id": webhook_id, "hour": {"$in": list(hours)}}
+        return [d async for d in self.attempts.find(query, fields)]
 
     async def mark_requested(self, delivery_id: str, now_ms: int, by: str | None = None) -> None:
         """A resend was asked for: the delivery shows as pending until an attempt newer than this arrives.
@@ -301,6 +322,6 @@ class HistoryStore:
     async def release_job(self, webhook_id: str, job_id: str) -> None:
         await self.job_locks.delete_one({"_id": webhook_id, "job_id": job_id})
 
-    async def deliveries_with_status(self, webhook_id: str, hour: str, status: str) -> list[Doc]:
-        query = {"webhook_id": webhook_id, "hour": hour, "status": status}
+    async def deliveries_with_status(self, webhook_id: str, hour: str, statuses: Sequence[str]) -> list[Doc]:
+        query = {"webhook_id": webhook_id, "hour": hour, "status": {"$in": list(statuses)}}
         return [d async for d in self.deliveries.find(query, {"attempt_ids": 0})]
