@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from registry.history.model import Cursor
-from registry.history.paging import WAVE_MAX, page_over_hours
+from registry.history.paging import WAVE_MAX, next_wave, page_over_hours
 
 Doc = dict[str, Any]
 
@@ -53,14 +53,41 @@ async def test_waves_give_the_same_page_as_one_hour_after_another(seed: int) -> 
     assert len(asked) == len(set(asked)) and len(asked) <= max_hours  # each hour once, never past the cap
 
 
-async def test_the_first_hour_goes_alone_then_waves_grow_to_their_cap() -> None:
-    hours = [f"2026-11-29T{h:02d}" for h in range(23, -1, -1)]
+async def test_the_first_hour_goes_alone_then_waves_double_while_nothing_is_found() -> None:
+    hours = [f"2026-11-{d:02d}T{h:02d}" for d in (29, 28) for h in range(23, -1, -1)]
     waves: list[list[str]] = []
 
     async def fetch(batch: list[str], n: int) -> list[Doc]:
         waves.append(batch)
-        return []  # empty hours: the walk goes on to the last
+        return []  # empty hours: the walk goes on to the cap
 
-    assert await page_over_hours(hours, fetch, 50, 48) == ([], None)
-    assert [len(w) for w in waves] == [1, 2, 4, 8, 8, 1] and WAVE_MAX == 8
-    assert [h for w in waves for h in w] == hours  # newest first, each hour once
+    assert await page_over_hours(hours, fetch, 50, 40) == ([], Cursor(hours[40]))
+    assert [len(w) for w in waves] == [1, 2, 4, 8, WAVE_MAX, 40 - 31] and WAVE_MAX == 16
+    assert [h for w in waves for h in w] == hours[:40]  # newest first, each hour once
+
+
+async def test_a_wave_asks_for_the_hours_the_density_so_far_says_the_page_needs() -> None:
+    hours = [f"2026-11-29T{h:02d}" for h in range(23, -1, -1)]
+    buckets = {h: bucket(h, 6) for h in hours}  # 6 deliveries an hour
+    waves: list[int] = []
+
+    async def fetch(batch: list[str], n: int) -> list[Doc]:
+        waves.append(len(batch))
+        return [d for hour in batch for d in buckets[hour]][:n]
+
+    items, _ = await page_over_hours(hours, fetch, 50, 48)
+    assert len(items) == 50 and waves == [1, 10]  # 44 more at 6 an hour, a quarter more: 10 hours
+
+
+@pytest.mark.parametrize(
+    ("last", "hours_read", "found", "need", "wave"),
+    [
+        (1, 1, 0, 50, 2),  # nothing yet: twice the last
+        (16, 31, 0, 50, WAVE_MAX),  # never past the cap
+        (1, 1, 40, 10, 1),  # a dense hour: one more
+        (2, 3, 1, 49, WAVE_MAX),  # sparse: as many as allowed
+        (1, 1, 6, 44, 10),
+    ],
+)
+def test_next_wave(last: int, hours_read: int, found: int, need: int, wave: int) -> None:
+    assert next_wave(last, hours_read, found, need) == wave

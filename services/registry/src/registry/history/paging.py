@@ -1,20 +1,23 @@
 """One page of a webhook's deliveries, walked over its hour buckets newest first.
 
 Most pages end in the webhook's newest hour, so it is asked for alone; when it does not hold the page, the
-next hours are asked for in waves of 2, 4, then up to WAVE_MAX hours, each wave one query (`hour` `$in` the
-wave's hours). A page of a sparse filter that walks 40 hours takes 7 queries instead of 40. The items and the
-cursor are exactly those of the hour-by-hour walk; a wave may read a few hours past the page's end.
+next hours are asked for in waves, each one query (`hour` `$in` the wave's hours), as many hours as the items
+found so far per hour read say the page still needs (a quarter more), or twice the last wave while nothing was
+found; at most WAVE_MAX. A page of a sparse filter that walks 48 hours takes 4-6 queries instead of 48. The
+items and the cursor are exactly those of the hour-by-hour walk; a wave may read a few hours past the page's
+end.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from registry.history.model import Cursor
 
 Doc = dict[str, Any]
-WAVE_MAX = 8  # hours of one page queried at once at most
+WAVE_MAX = 16  # hours of one query at most
 # (hours, at most this many items of them) -> the items in the walk's order: newest hour first, and newest
 # first within an hour
 FetchHours = Callable[[list[str], int], Awaitable[list[Doc]]]
@@ -40,5 +43,12 @@ async def page_over_hours(
             more = len(found) > need or n + 1 < len(hours)
             return items, Cursor(last["hour"], last["created_ms"], last["_id"]) if more else None
         start += len(batch)
-        wave = min(wave * 2, WAVE_MAX)
+        wave = next_wave(len(batch), start, len(items), limit - len(items))
     return items, None
+
+
+def next_wave(last: int, hours_read: int, found: int, need: int) -> int:
+    """Hours for the next query of a page that still needs `need` items after `found` in `hours_read`."""
+    if found == 0:
+        return min(last * 2, WAVE_MAX)
+    return max(1, min(math.ceil(need * hours_read / found * 1.25), WAVE_MAX))
