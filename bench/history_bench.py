@@ -570,6 +570,7 @@ async def store_goal(b: HistoryBench, args: argparse.Namespace) -> dict[str, Any
     half unfiltered, a quarter each status=failed / status=succeeded) and delivery details."""
     from cryptography.fernet import Fernet
 
+    from registry.history import model
     from registry.history.store import HistoryStore
 
     prefix = f"{b.run_id}-store-"
@@ -621,7 +622,7 @@ async def store_goal(b: HistoryBench, args: argparse.Namespace) -> dict[str, Any
             await store.attempts.insert_many([p[1] for p in pairs], ordered=False)
             hours |= {(p[0]["webhook_id"], p[0]["hour"]) for p in pairs}
             done += n
-        await store.hours.insert_many([{"_id": f"{w}:{h}", "webhook_id": w, "hour": h} for w, h in hours])
+        await store.hours.insert_many([model.hour_doc(w, h) for w, h in hours])
         out["prefill_s"] = round(time.perf_counter() - t, 1)
         out["hour_buckets"] = len(hours)
         log(f"store: prefilled {done:,} deliveries + attempts, {len(hours):,} hours in {out['prefill_s']} s")
@@ -669,9 +670,7 @@ async def store_goal(b: HistoryBench, args: argparse.Namespace) -> dict[str, Any
                 new_hours = {(p[0]["webhook_id"], p[0]["hour"]) for p in pairs} - hours
                 hours.update(new_hours)
                 if new_hours:
-                    await store.hours.insert_many(
-                        [{"_id": f"{w}:{h}", "webhook_id": w, "hour": h} for w, h in new_hours], ordered=False
-                    )
+                    await store.hours.insert_many([model.hour_doc(w, h) for w, h in new_hours], ordered=False)
                 written += 300
 
         started = time.perf_counter()

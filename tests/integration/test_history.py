@@ -372,13 +372,17 @@ async def test_list_pages_newest_first_filters_and_retention_on_the_real_store(
 async def test_the_store_reads_several_hours_and_many_ids_in_one_query_each(
     make_settings: Callable[..., RegistrySettings],
 ) -> None:
-    """What a page's wave and the writer's lookup ask the store: hours together (a cursor bounding only its
-    own hour), and `_id`s beyond one query's chunk; the results as if asked one by one."""
+    """What a page's wave and the writer's lookup ask the store: hours together by their buckets (an hour
+    stored before `bucket` existed by webhook and hour, a cursor bounding only its own hour), and `_id`s
+    beyond one query's chunk; the results as if asked one by one. And the indexes of before `bucket` go."""
     settings = make_settings()
     store = HistoryStore(settings.mongo_url, settings.database)
+    await store.deliveries.create_index("status")  # as a version before `bucket` made it
     await store.ensure_indexes()
     try:
+        assert "status_1" not in await store.deliveries.index_information()
         hours = [model.hour_of(h * 3_600_000) for h in (500_002, 500_001, 500_000)]  # newest first
+        old = hours[1]  # stored before `bucket`: its deliveries lack it
         docs: list[dict[str, Any]] = [
             {
                 "_id": f"w:{h}:{i}",
@@ -387,14 +391,16 @@ async def test_the_store_reads_several_hours_and_many_ids_in_one_query_each(
                 "created_ms": model.hour_start_ms(hour) + i * 1000,
                 "status": "failed" if i % 2 else "succeeded",
             }
+            | ({} if hour == old else {"bucket": model.bucket_of("w", hour)})
             for h, hour in enumerate(hours)
             for i in range(4)
         ]
-        await store.deliveries.insert_many([*docs, {**docs[0], "_id": "x:0", "webhook_id": "x"}])
+        other = {**docs[0], "_id": "x:0", "webhook_id": "x", "bucket": model.bucket_of("x", hours[0])}
+        await store.deliveries.insert_many([*docs, other])
         walk = sorted(docs, key=lambda d: (d["hour"], d["created_ms"]), reverse=True)
 
         async def read(hs: list[str], limit: int, **kw: Any) -> list[str]:
-            args: dict[str, Any] = {"status": None, "event_type": None, "cursor": None}
+            args: dict[str, Any] = {"status": None, "event_type": None, "cursor": None, "unkeyed": {old}}
             found = await store.deliveries_in_hours(
                 "w", hs, **{**args, "since_ms": None, "until_ms": None, **kw, "limit": limit}
             )
@@ -405,6 +411,7 @@ async def test_the_store_reads_several_hours_and_many_ids_in_one_query_each(
         assert await read(hours[1:], 100, status="failed") == [
             d["_id"] for d in walk if d["hour"] != hours[0] and d["status"] == "failed"
         ]
+        assert await read(hours, 100, unkeyed=()) == [d["_id"] for d in walk if d["hour"] != old]
         cut = walk[5]  # the second newest of the middle hour
         cursor = model.Cursor(cut["hour"], cut["created_ms"], cut["_id"])
         assert await read(hours, 100, cursor=cursor) == [d["_id"] for d in walk if d not in walk[4:6]]

@@ -204,7 +204,9 @@ class HistoryApi:
             except ValueError:
                 raise query_problem("cursor", "not a cursor of this list") from None
         webhook = await self._webhook(entity, request)
-        hours = model.hours_to_scan(await self.store.webhook_hours(webhook["_id"]), since, until, cursor)
+        stored = await self.store.webhook_hours(webhook["_id"])
+        hours = model.hours_to_scan(stored, since, until, cursor)
+        unkeyed = {h for h, keyed in stored.items() if not keyed}
 
         async def hour_items(batch: list[str], n: int) -> list[Doc]:
             return await self.store.deliveries_in_hours(
@@ -216,6 +218,7 @@ class HistoryApi:
                 since_ms=since,
                 until_ms=until,
                 limit=n,
+                unkeyed=unkeyed,
             )
 
         items, next_cursor = await page_over_hours(hours, hour_items, limit, MAX_HOURS_PER_PAGE)
@@ -283,6 +286,7 @@ class HistoryApi:
                 "event_type": event_type,
                 "created_ms": now_ms,
                 "hour": model.hour_of(now_ms),
+                "bucket": model.bucket_of(webhook["_id"], model.hour_of(now_ms)),
                 "attempt_ids": [],
                 "attempts": 0,
                 "requested_ms": now_ms,

@@ -149,6 +149,7 @@ def requested_delivery(webhook: Doc, event: InputEvent, body: str, now_ms: int, 
         "event_type": event.type,
         "created_ms": now_ms,
         "hour": model.hour_of(now_ms),
+        "bucket": model.bucket_of(webhook["_id"], model.hour_of(now_ms)),
         "attempt_ids": [],
         "attempts": 0,
         "requested_ms": now_ms,
@@ -292,11 +293,8 @@ class JobRunner:
 
     async def _recover(self, job: Doc, webhook: Doc) -> None:
         wid, since, until = job["webhook_id"], job["since_ms"], job["until_ms"]
-        hours = sorted(
-            h
-            for h in await self.store.webhook_hours(wid)
-            if model.hour_of(since) <= h <= model.hour_of(until)
-        )
+        stored = await self.store.webhook_hours(wid)
+        hours = sorted(h for h in stored if model.hour_of(since) <= h <= model.hour_of(until))
         done = tuple(job["progress"]) if job["progress"] else None  # (created_ms, id) of the last one sent
         # what a dead run's unsaved chunk or a failed job's last chunk marked is pending, no longer failed
         # or dead: sent again (see `abandoned`); other pending ones are in flight
@@ -306,7 +304,7 @@ class JobRunner:
             run, failed_jobs = job["run"], self._failed_jobs
             found = [
                 d
-                for d in await self.store.deliveries_with_status(wid, hour, statuses)
+                for d in await self.store.deliveries_with_status(wid, hour, statuses, stored[hour])
                 if d["status"] != model.PENDING or abandoned(d.get("requested_by"), run, failed_jobs)
             ]
             todo = sorted(
