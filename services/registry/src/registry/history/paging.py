@@ -1,7 +1,7 @@
 """One page of a webhook's deliveries, walked over its hour buckets newest first.
 
 Most pages end in the webhook's newest hour, so it is asked for alone; when it does not hold the page, the
-next hours are asked for in waves, each one query (`hour` `$in` the wave's hours), as many hours as the items
+next hours are asked for in waves, each one query (the store's `bucket` `$in`), as many hours as the items
 found so far per hour read say the page still needs (a quarter more), or twice the last wave while nothing was
 found; at most WAVE_MAX. A page of a sparse filter that walks 48 hours takes 4-6 queries instead of 48. The
 items and the cursor are exactly those of the hour-by-hour walk; a wave may read a few hours past the page's

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Collection, Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
@@ -188,6 +188,21 @@ class HistoryStore:
         One query: `bucket` `$in` the hours' buckets (pushed down to PostgreSQL by the local FerretDB,
         infra/ferretdb/patches/query_in.go; on MongoDB the compound index serves it). Hours in `unkeyed`
         (stored before `bucket`) are a query by webhook and hour of their own."""
+
+        def of(part: Sequence[str], n: int) -> Awaitable[list[Doc]]:
+            """The same question over some of the hours."""
+            return self.deliveries_in_hours(
+                webhook_id,
+                part,
+                status=status,
+                event_type=event_type,
+                cursor=cursor,
+                since_ms=since_ms,
+                until_ms=until_ms,
+                limit=n,
+                unkeyed=unkeyed,
+            )
+
         bounded = cursor is not None and cursor.created_ms is not None and cursor.hour in hours
         if bounded and len(hours) > 1:
             # the cursor bounds only its own hour: that hour is a query of its own (a page never asks for
@@ -197,33 +212,11 @@ class HistoryStore:
             out: list[Doc] = []
             for part in (hours[:at], hours[at : at + 1], hours[at + 1 :]):
                 if part and len(out) < limit:
-                    out += await self.deliveries_in_hours(
-                        webhook_id,
-                        part,
-                        status=status,
-                        event_type=event_type,
-                        cursor=cursor,
-                        since_ms=since_ms,
-                        until_ms=until_ms,
-                        limit=limit - len(out),
-                        unkeyed=unkeyed,
-                    )
+                    out += await of(part, limit - len(out))
             return out
         keyed = [h for h in hours if h not in unkeyed]
         if keyed and len(keyed) < len(hours):
-            both: list[Doc] = []
-            for part in (keyed, [h for h in hours if h in unkeyed]):
-                both += await self.deliveries_in_hours(
-                    webhook_id,
-                    part,
-                    status=status,
-                    event_type=event_type,
-                    cursor=cursor,
-                    since_ms=since_ms,
-                    until_ms=until_ms,
-                    limit=limit,
-                    unkeyed=unkeyed,
-                )
+            both = await of(keyed, limit) + await of([h for h in hours if h in unkeyed], limit)
             both.sort(key=lambda d: (d["hour"], d["created_ms"], d["_id"]), reverse=True)
             return both[:limit]
         query: Doc = (
