@@ -2,7 +2,8 @@
 
     INFRA_DIR=/work/main/.infra .tools/bin/uv run --frozen python bench/history_bench.py \
         [--events 40000] [--rounds 2] [--replay-events 100000] [--job-rate 1000] [--replay-max-s 300]
-        [--store-records 1000000] [--store-rate 3000] [--only ab,replay,store]
+        [--store-records 1000000] [--store-rate 3000] [--store-query-rates 0,10,25] [--store-prune]
+        [--only ab,replay,store]
 
 Scenarios (loopback only, each bounded and self-stopping; the services run as deployed, `python -m ...`):
   ab      e2e_bench's throughput scenario (backlog of --events on wink.events, 100 webhooks on 100 URLs,
@@ -21,8 +22,11 @@ Scenarios (loopback only, each bounded and self-stopping; the services run as de
           job's rate and progress, and the history API's list and detail latencies over what it stored.
   store   the store goal (issue 13) on the layout the writer ships, through the registry API:
           --store-records deliveries and their attempts (built by registry.history.model) prefilled over
-          --store-webhooks webhooks and --store-days days, then --store-clients clients reading list pages
-          and details while an inserter adds --store-rate deliveries/s. Only when named in --only.
+          --store-webhooks webhooks and --store-days days, then a window per --store-query-rates entry:
+          readers of list pages and details (0: --store-clients back to back; R: R visits/s on a Poisson
+          schedule) while an inserter adds --store-rate deliveries/s, and with --store-prune the store's
+          retention removes the oldest hours, one at a time, as fast as the inserter adds, from a third of
+          the way in until the window ends. Only when named in --only.
 
 Writes bench/results/<date>-history.json; the figures go into bench/RESULTS.md by hand (the reading needs
 the machine's load, which the JSON carries per window as `others_cores`).
@@ -564,10 +568,16 @@ def history_docs(
 
 async def store_goal(b: HistoryBench, args: argparse.Namespace) -> dict[str, Any]:
     """Prefill --store-records deliveries (and their attempts) over --store-webhooks webhooks and
-    --store-days days, in the writer's layout and indexes; then for --store-seconds together: an inserter
-    adding --store-rate deliveries/s (insert_many of deliveries + attempts, batches of 300: the store's
-    part of the writer's work) and --store-clients API clients reading list pages (limit 50, newest first;
-    half unfiltered, a quarter each status=failed / status=succeeded) and delivery details."""
+    --store-days days, in the writer's layout and indexes; then one window of --store-seconds per entry of
+    --store-query-rates, each with an inserter adding --store-rate deliveries/s (insert_many of deliveries +
+    attempts, batches of 300: the store's part of the writer's work) beside API readers of list pages
+    (limit 50, newest first; half unfiltered, a quarter each status=failed / status=succeeded), each page
+    followed by one of its deliveries' details. Rate 0: --store-clients readers back to back (closed loop,
+    the machine saturated). A rate: visits started on a Poisson schedule (open loop), a page's latency
+    counted from when it was due, so a late start counts. With --store-prune the store's own retention
+    (`HistoryStore.prune`) removes the oldest hours, one per call and no faster than the inserter adds (a
+    store that keeps its size), from a third of the way into each window to its end: whether it keeps up
+    beside the inserter and the readers, and what it does to their pages."""
     from cryptography.fernet import Fernet
 
     from registry.history import model
@@ -628,71 +638,178 @@ async def store_goal(b: HistoryBench, args: argparse.Namespace) -> dict[str, Any
         log(f"store: prefilled {done:,} deliveries + attempts, {len(hours):,} hours in {out['prefill_s']} s")
         await stack.start()
         assert b.http is not None
-        apis = {e: Api(b.http, stack.api_port, e) for _, e in hooks}
-        lat: dict[str, list[float]] = {"list": [], "list_failed": [], "list_succeeded": [], "detail": []}
-        errors = 0
-        written = 0
-        worst_lag = 0.0
-        stop = time.perf_counter() + args.store_seconds
-        c0 = b.cpu(stack)
-
-        async def client(k: int) -> None:
-            nonlocal errors
-            qrng = random.Random(k)
-            while time.perf_counter() < stop:
-                w, e = hooks[qrng.randrange(len(hooks))]
-                kind = qrng.choice(["list", "list", "list_failed", "list_succeeded"])
-                query = {"list": "", "list_failed": "&status=failed", "list_succeeded": "&status=succeeded"}
-                status, page, ms = await apis[e].call("GET", f"/{w}/delivery/list?limit=50{query[kind]}")
-                lat[kind].append(ms)
-                errors += status != 200
-                if status == 200 and page["items"]:
-                    ev = qrng.choice(page["items"])["eventId"]
-                    status, _, ms = await apis[e].call("GET", f"/{w}/delivery/{ev}")
-                    lat["detail"].append(ms)
-                    errors += status != 200
-
-        async def inserter() -> None:
-            nonlocal written, worst_lag
-            wrng = random.Random(3)
-            start = time.perf_counter()
-            while args.store_rate > 0 and time.perf_counter() < stop:
-                lag = time.perf_counter() - (start + written / args.store_rate)
-                worst_lag = max(worst_lag, lag)
-                if lag < 0:
-                    await asyncio.sleep(-lag)
-                pairs = []
-                for _ in range(300):
-                    w, e = hooks[wrng.randrange(len(hooks))]
-                    pairs.append(history_docs(w, e, int(time.time() * 1000), wrng))
-                await store.deliveries.insert_many([p[0] for p in pairs], ordered=False)
-                await store.attempts.insert_many([p[1] for p in pairs], ordered=False)
-                new_hours = {(p[0]["webhook_id"], p[0]["hour"]) for p in pairs} - hours
-                hours.update(new_hours)
-                if new_hours:
-                    await store.hours.insert_many([model.hour_doc(w, h) for w, h in new_hours], ordered=False)
-                written += 300
-
-        started = time.perf_counter()
-        await asyncio.gather(inserter(), *(client(k) for k in range(args.store_clients)))
-        elapsed = time.perf_counter() - started
-        c1 = b.cpu(stack)
-        out["writer_rate"] = round(written / elapsed, 1)
-        out["writer_worst_lag_ms"] = round(worst_lag * 1000)
-        out["errors"] = errors
-        out["latency"] = {k: lat_summary(v) for k, v in lat.items()}
-        requests = sum(len(v) for v in lat.values())
-        out["requests_per_s"] = round(requests / elapsed, 1)
-        out["cost"] = cost(c0, c1, requests)
-        log(
-            f"store: inserter {out['writer_rate']}/s of {args.store_rate}; "
-            + "; ".join(f"{k} p50 {v['p50_ms']} p99 {v['p99_ms']} ms" for k, v in out["latency"].items())
-        )
+        windows = StoreWindow(b, args, stack, store, hooks, hours, oldest_ms=now_ms - 60_000 - span)
+        rates = [float(r) for r in str(args.store_query_rates).split(",")]
+        out["windows"] = []
+        for rate in rates:
+            res = await windows.run(rate, args.store_prune)
+            out["windows"].append(res)
+            lat = "; ".join(f"{n} p50 {v['p50_ms']} p99 {v['p99_ms']} ms" for n, v in res["latency"].items())
+            log(f"store: {res['mode']}: inserter {res['writer_rate']}/s of {args.store_rate}; {lat}")
+            if "prune" in res:
+                log(f"store: retention {res['prune']}")
+        out.update({k: v for k, v in out["windows"][0].items() if k != "mode"})  # earlier runs' layout
     finally:
         await store.close()
         await stack.stop()
         await stack.drop_topics()
     return out
+
+
+VISITS = ["list", "list", "list_failed", "list_succeeded"]
+VISIT_QUERY = {"list": "", "list_failed": "&status=failed", "list_succeeded": "&status=succeeded"}
+
+
+class StoreWindow:
+    """The store goal's measured windows over one prefilled store: an inserter at --store-rate beside
+    readers, closed or open loop, and optionally the store's retention removing the oldest hours meanwhile."""
+
+    def __init__(
+        self,
+        b: HistoryBench,
+        args: argparse.Namespace,
+        stack: HistoryStack,
+        store: Any,
+        hooks: list[tuple[str, str]],
+        hours: set[tuple[str, str]],
+        oldest_ms: int,
+    ) -> None:
+        assert b.http is not None
+        self.b, self.args, self.stack, self.store, self.hooks, self.hours = (
+            b,
+            args,
+            stack,
+            store,
+            hooks,
+            hours,
+        )
+        self.apis = {e: Api(b.http, stack.api_port, e) for _, e in hooks}
+        self.wrng = random.Random(3)
+        self.qrng = random.Random(5)
+        self.windows = 0
+        self.prune_to_ms = oldest_ms - oldest_ms % 3_600_000  # retention's next cutoff: an hour past it
+
+    async def _visit(
+        self, due: float, kind: str, w: str, e: str, seen: list[tuple[float, str, float]]
+    ) -> int:
+        """One list page (its latency counted from `due`) and one of its deliveries; the errors."""
+        status, page, _ = await self.apis[e].call("GET", f"/{w}/delivery/list?limit=50{VISIT_QUERY[kind]}")
+        seen.append((due, kind, (time.perf_counter() - due) * 1000))
+        errors = int(status != 200)
+        if status == 200 and page["items"]:
+            ev = self.qrng.choice(page["items"])["eventId"]
+            sent = time.perf_counter()
+            status, _, ms = await self.apis[e].call("GET", f"/{w}/delivery/{ev}")
+            seen.append((sent, "detail", ms))
+            errors += status != 200
+        return errors
+
+    async def run(self, rate: float, prune: bool) -> dict[str, Any]:
+        from registry.history import model
+
+        args, store = self.args, self.store
+        self.windows += 1
+        seen: list[tuple[float, str, float]] = []  # (started or due, kind, ms)
+        errors = 0
+        written = 0
+        worst_lag = 0.0
+        started = time.perf_counter()
+        stop = started + args.store_seconds
+        c0 = self.b.cpu(self.stack)
+
+        async def closed(k: int) -> None:
+            nonlocal errors
+            crng = random.Random(k + 100 * self.windows)
+            while time.perf_counter() < stop:
+                w, e = self.hooks[crng.randrange(len(self.hooks))]
+                errors += await self._visit(time.perf_counter(), crng.choice(VISITS), w, e, seen)
+
+        async def opened() -> None:
+            nonlocal errors
+            visits: list[asyncio.Task[int]] = []
+            due = started
+            while True:
+                due += self.qrng.expovariate(rate)
+                if due >= stop:
+                    break
+                if (wait := due - time.perf_counter()) > 0:
+                    await asyncio.sleep(wait)
+                w, e = self.hooks[self.qrng.randrange(len(self.hooks))]
+                visits.append(asyncio.create_task(self._visit(due, self.qrng.choice(VISITS), w, e, seen)))
+            errors += sum(await asyncio.gather(*visits))
+
+        async def inserter() -> None:
+            nonlocal written, worst_lag
+            while args.store_rate > 0 and time.perf_counter() < stop:
+                lag = time.perf_counter() - (started + written / args.store_rate)
+                worst_lag = max(worst_lag, lag)
+                if lag < 0:
+                    await asyncio.sleep(-lag)
+                pairs = []
+                for _ in range(300):
+                    w, e = self.hooks[self.wrng.randrange(len(self.hooks))]
+                    pairs.append(history_docs(w, e, int(time.time() * 1000), self.wrng))
+                await store.deliveries.insert_many([p[0] for p in pairs], ordered=False)
+                await store.attempts.insert_many([p[1] for p in pairs], ordered=False)
+                new_hours = {(p[0]["webhook_id"], p[0]["hour"]) for p in pairs} - self.hours
+                self.hours.update(new_hours)
+                if new_hours:
+                    await store.hours.insert_many([model.hour_doc(w, h) for w, h in new_hours], ordered=False)
+                written += 300
+
+        pruned: dict[str, Any] = {}
+
+        async def retention() -> None:
+            """The store's prune with a cutoff one hour later each call (now = the cutoff, retention 0):
+            each removes one whole hour, as the writer's loop does. Paced to remove no more deliveries a
+            second than the inserter adds (a store that keeps its size) and never the last day."""
+            await asyncio.sleep(args.store_seconds / 3)
+            t0 = time.perf_counter()
+            removed = hours_done = 0
+            keep_from = int(time.time() * 1000) - 86_400_000
+            while (now := time.perf_counter()) < stop and self.prune_to_ms + 3_600_000 <= keep_from:
+                if (ahead := t0 + removed / max(args.store_rate, 1) - now) > 0:
+                    await asyncio.sleep(min(ahead, stop - now))
+                    continue
+                self.prune_to_ms += 3_600_000
+                # the first call finds no pointer and starts an hour before its cutoff
+                removed += await store.prune(self.prune_to_ms, 0, first_run_lookback_days=1 / 24)
+                hours_done += 1
+            pruned.update(start=t0, end=time.perf_counter(), removed=removed, hours=hours_done)
+
+        readers = [opened()] if rate > 0 else [closed(k) for k in range(args.store_clients)]
+        jobs = [inserter(), *readers, *([retention()] if prune else [])]
+        await asyncio.gather(*jobs)
+        elapsed = time.perf_counter() - started
+        c1 = self.b.cpu(self.stack)
+        kinds = ["list", "list_failed", "list_succeeded", "detail"]
+        res: dict[str, Any] = {
+            "mode": f"{rate:g} visits/s (open loop)"
+            if rate > 0
+            else f"{args.store_clients} clients (closed loop)",
+            "query_rate": rate,
+            "writer_rate": round(written / elapsed, 1),
+            "writer_worst_lag_ms": round(worst_lag * 1000),
+            "errors": errors,
+            "latency": {k: lat_summary([ms for _, kind, ms in seen if kind == k]) for k in kinds},
+            "requests_per_s": round(len(seen) / elapsed, 1),
+            "cost": cost(c0, c1, len(seen)),
+        }
+        if pruned:
+            during = [
+                ms for t, kind, ms in seen if kind != "detail" and pruned["start"] <= t <= pruned["end"]
+            ]
+            before = [ms for t, kind, ms in seen if kind != "detail" and t < pruned["start"]]
+            took = pruned["end"] - pruned["start"]
+            res["prune"] = {
+                "hours": pruned["hours"],
+                "removed_deliveries": pruned["removed"],
+                "seconds": round(took, 2),
+                "deliveries_per_s": round(pruned["removed"] / took, 1),
+                "pages_during": lat_summary(during),
+                "pages_before": lat_summary(before),
+            }
+        return res
 
 
 # --- run --------------------------------------------------------------------------------------------
@@ -753,7 +870,20 @@ def main() -> None:
         "--store-rate", type=int, default=3000, help="store: deliveries/s inserted meanwhile (0: no inserter)"
     )
     ap.add_argument("--store-seconds", type=float, default=30.0, help="store: length of the query phase")
-    ap.add_argument("--store-clients", type=int, default=10, help="store: API clients")
+    ap.add_argument(
+        "--store-clients", type=int, default=10, help="store: API clients of a closed-loop window"
+    )
+    ap.add_argument(
+        "--store-query-rates",
+        default="0",
+        help="store: one window per entry, comma-separated: list-page visits/s on a Poisson schedule, 0 for"
+        " --store-clients back to back",
+    )
+    ap.add_argument(
+        "--store-prune",
+        action="store_true",
+        help="store: the store's retention removes the oldest hours during each window",
+    )
     ap.add_argument("--mongo", default="127.0.0.1:27017", help="host:port of the MongoDB-protocol store")
     ap.add_argument("--out", type=Path, help="results JSON (default bench/results/<date>-history.json)")
     args = ap.parse_args()
