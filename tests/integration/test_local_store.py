@@ -2,7 +2,8 @@
 MongoDB protocol gets a GIN twin that can serve FerretDB's equality filters and keeps no pending list;
 FerretDB's own btree index is left unmaintained unless it is unique, and stays listed and droppable through
 the protocol; a collection loaded in bulk soon gets the statistics that keep an unselective twin out of its
-plans; `$in` of plain values is pushed down to PostgreSQL and answers as in MongoDB. And FerretDB's own tests
+plans; `$in` of plain values is pushed down to PostgreSQL and answers as in MongoDB; a delete of a string
+deletes what MongoDB deletes. And FerretDB's own tests
 of its document codec and of the SQL it makes pass on the copy the build patches.
 
 Only where `make infra-up` started that PostgreSQL: against a real MongoDB there is nothing to check."""
@@ -19,6 +20,7 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from bson import ObjectId
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -238,6 +240,68 @@ async def test_in_of_plain_values_is_pushed_down_and_answers_as_mongodb_does(
     assert explained["filterPushdown"] is pushed_down
 
 
+DELETE_DOCS = [
+    {"_id": 1, "hour": "h1", "n": 1, "tag": "a"},
+    {"_id": 2, "hour": "h1", "n": 2, "tag": "b"},
+    {"_id": 3, "hour": ["h0", "h1"], "tag": "a"},  # an array holding the string matches, as in MongoDB
+    {"_id": 4, "hour": "h2"},
+    {"_id": 5},
+    {"_id": 6, "hour": {"h1": 1}},
+    {"_id": 7, "hour": [{"x": "h1"}, "h0"]},  # an array holding a document holding it does not
+    {"_id": 8, "hour": "H1"},
+    {"_id": 9, "hour": None},
+    {"_id": 10, "hour": "h1", "tag": ["z", "a"]},
+]
+
+
+@pytest.mark.parametrize(
+    ("kind", "query", "left"),
+    [
+        ("many", {"hour": "h1"}, [4, 5, 6, 7, 8, 9]),
+        ("many", {"hour": "nowhere"}, list(range(1, 11))),
+        ("many", {"hour": "h1", "tag": "a"}, [2, 4, 5, 6, 7, 8, 9]),  # every key holds its string
+        (
+            "many",
+            {"hour.h1": 1},
+            [1, 2, 3, 4, 5, 7, 8, 9, 10],
+        ),  # a dotted key: read and filtered, as upstream
+        ("many", {"hour": "h1", "n": 1}, [2, 3, 4, 5, 6, 7, 8, 9, 10]),  # not only strings: read and filtered
+        ("many", {"hour": {"$eq": "h1"}}, [4, 5, 6, 7, 8, 9]),
+        ("one", {"hour": "h1"}, [2, 3, 4, 5, 6, 7, 8, 9, 10]),  # one document: the first, read and filtered
+    ],
+)
+async def test_a_delete_of_a_string_deletes_as_mongodb_does(
+    localpg: tuple[ModuleType, Path],
+    mongo_db: AsyncDatabase[Any],
+    kind: str,
+    query: dict[str, Any],
+    left: list[int],
+) -> None:
+    """`{key: "string", ...}` deletes the documents holding the strings in one SQL statement, without
+    reading them (infra/ferretdb/patches/delete_equal.go), then those with an array holding one the upstream
+    way: together, what MongoDB deletes, and the count it reports."""
+    col = mongo_db["delete_equal"]
+    await col.insert_many(DELETE_DOCS)
+    delete = col.delete_many if kind == "many" else col.delete_one
+    done = await delete(query)
+    assert done.deleted_count == len(DELETE_DOCS) - len(left)
+    assert sorted([d["_id"] async for d in col.find()]) == left
+
+
+async def test_a_delete_of_a_string_leaves_other_types_written_as_that_string(
+    localpg: tuple[ModuleType, Path], mongo_db: AsyncDatabase[Any]
+) -> None:
+    """FerretDB stores an ObjectId and a date as JSON strings too: the statement deletes only what its
+    schema says is a string, so neither goes with the string of the same text."""
+    col = mongo_db["delete_equal_types"]
+    oid = ObjectId()
+    await col.insert_many([{"_id": 1, "k": oid}, {"_id": 2, "k": str(oid)}, {"_id": 3, "k": [str(oid)]}])
+    done = await col.delete_many({"k": str(oid)})
+    assert done.deleted_count == 2
+    assert [d["_id"] async for d in col.find()] == [1]
+    assert (await col.find_one({"_id": 1}) or {})["k"] == oid
+
+
 def _ferretdb_go_test(package: str, *args: str) -> subprocess.CompletedProcess[str]:
     """`go test` of one of FerretDB's packages in the module copy `make infra-up` built and patched."""
     infra = _tool("infra")
@@ -267,7 +331,10 @@ def test_ferretdbs_own_query_tests_pass_with_in_pushed_down() -> None:
     """FerretDB's tests of the SQL it makes from filters, sorts and limits, and ours of `$in`
     (infra/ferretdb/patches/query_in_test.go), on the patched copy. The rest of that package needs a
     PostgreSQL on its own port, so only these run."""
-    done = _ferretdb_go_test("internal/backends/postgresql", "-v", "-run", "^(TestPrepare|TestFilterIn)")
+    done = _ferretdb_go_test(
+        "internal/backends/postgresql", "-v", "-run", "^(TestPrepare|TestFilterIn|TestDeleteStringEqual)"
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     ran = {line.split()[2] for line in done.stdout.splitlines() if line.startswith("--- PASS: Test")}
-    assert {"TestPrepareWhereClause", "TestPrepareWhereClauseIn", "TestFilterInBound"} <= ran, done.stdout
+    ours = {"TestPrepareWhereClauseIn", "TestFilterInBound", "TestDeleteStringEqualSQL"}
+    assert {"TestPrepareWhereClause", *ours} <= ran, done.stdout

@@ -21,7 +21,7 @@ def infra(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 
 
 def _module(tmp_path: Path, folder: str, files: dict[str, str]) -> Path:
-    (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / folder).mkdir(parents=True, exist_ok=True)  # internal/handler holds internal/handler/sjson
     for name, text in files.items():
         (tmp_path / folder / name).write_text(text)
     return tmp_path
@@ -63,6 +63,25 @@ def test_the_query_builder_sends_in_to_the_patch_before_its_other_operators(
     assert text.index('case "$in":') < text.index(old) and "filterIn(p, key, v, keyOperator)" in text
     assert (module / folder / "stock_test.go").read_text() == f"package x\n{old}"
     assert infra.FERRET_PATCHES["query_in.go"].startswith(folder + "/")  # filterIn lives in that package
+
+
+def test_upstream_deletes_become_the_scan_behind_the_patch_and_the_patch_keeps_its_name(
+    infra: ModuleType, tmp_path: Path
+) -> None:
+    """The rewrite renames msg_delete.go's execDelete, which the patch's execDelete then calls; the patch's
+    own signature is written so that the same rule leaves it be (two of one name would not build)."""
+    module = _stock(infra, tmp_path)
+    target = infra.FERRET_PATCHES["delete_equal_handler.go"]
+    (folder, old, _) = infra.FERRET_REWRITES[2]
+    assert target.startswith(folder + "/")
+    upstream = f"package handler\n\n{old} c backends.Collection, p *common.Delete) (int32, error) {{\n}}\n"
+    (module / folder / "msg_delete.go").write_text(upstream)
+    patch = (infra.FERRET_SRC / "patches" / "delete_equal_handler.go").read_text()
+    (module / target).write_text(patch)
+    infra.rewrite_sources(module)
+    assert "func (h *Handler) execDeleteScan(ctx" in (module / folder / "msg_delete.go").read_text()
+    assert (module / target).read_text() == patch
+    assert "func (h *Handler) execDelete(\n" in patch and "h.execDeleteScan(ctx, c, p)" in patch
 
 
 def test_a_rewrite_that_matches_nothing_stops_the_build(infra: ModuleType, tmp_path: Path) -> None:
