@@ -675,17 +675,12 @@ class StoreWindow:
         oldest_ms: int,
     ) -> None:
         assert b.http is not None
-        self.b, self.args, self.stack, self.store, self.hooks, self.hours = (
-            b,
-            args,
-            stack,
-            store,
-            hooks,
-            hours,
-        )
+        self.b, self.args, self.stack, self.store = b, args, stack, store
+        self.hooks, self.hours = hooks, hours
         self.apis = {e: Api(b.http, stack.api_port, e) for _, e in hooks}
         self.wrng = random.Random(3)
-        self.qrng = random.Random(5)
+        self.qrng = random.Random(5)  # the open loop's schedule: the same in every arm of an A/B
+        self.drng = random.Random(7)  # which delivery of a page a visit opens (drawn as pages come back)
         self.windows = 0
         self.prune_to_ms = oldest_ms - oldest_ms % 3_600_000  # retention's next cutoff: an hour past it
 
@@ -697,7 +692,7 @@ class StoreWindow:
         seen.append((due, kind, (time.perf_counter() - due) * 1000))
         errors = int(status != 200)
         if status == 200 and page["items"]:
-            ev = self.qrng.choice(page["items"])["eventId"]
+            ev = self.drng.choice(page["items"])["eventId"]
             sent = time.perf_counter()
             status, _, ms = await self.apis[e].call("GET", f"/{w}/delivery/{ev}")
             seen.append((sent, "detail", ms))

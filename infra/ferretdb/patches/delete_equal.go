@@ -4,7 +4,7 @@
 // Upstream deletes by reading every matching document (the filter pushed down as a superset), decoding
 // each in Go, filtering it again, and deleting the survivors by `_id`. The history store's retention deletes
 // whole hours, `{hour: h}`, thousands of documents each: FerretDB spent 30-35 us of CPU per document
-// decoding rows it was about to delete, three times PostgreSQL's share (bench/RESULTS.md).
+// decoding rows it was about to delete, two to three times PostgreSQL's share (bench/RESULTS.md).
 //
 // `{key: "string"}` matches a document whose top-level `key` is that string, or an array holding it. Here
 // the first kind is deleted by one statement: the value equals the string's JSON and sjson's schema says

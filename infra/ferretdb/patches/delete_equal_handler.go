@@ -54,13 +54,14 @@ func stringEqualities(p *common.Delete) []backends.StringEquality {
 
 	eqs := make([]backends.StringEquality, 0, p.Filter.Len())
 	seen := make(map[string]bool, p.Filter.Len())
+	values := p.Filter.Values()
 
 	for i, key := range p.Filter.Keys() {
 		if key == "" || seen[key] || strings.HasPrefix(key, "$") || strings.Contains(key, ".") {
 			return nil
 		}
 
-		value, ok := p.Filter.Values()[i].(string)
+		value, ok := values[i].(string)
 		if !ok {
 			return nil
 		}
