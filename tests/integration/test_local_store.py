@@ -291,8 +291,8 @@ async def test_a_delete_of_a_string_deletes_as_mongodb_does(
 async def test_a_delete_of_a_string_leaves_other_types_written_as_that_string(
     localpg: tuple[ModuleType, Path], mongo_db: AsyncDatabase[Any]
 ) -> None:
-    """FerretDB stores an ObjectId and a date as JSON strings too: the statement deletes only what its
-    schema says is a string, so neither goes with the string of the same text."""
+    """FerretDB stores an ObjectId (and binary data, a regular expression) as a JSON string too: the
+    statement deletes only what its schema says is a string, so the ObjectId stays."""
     col = mongo_db["delete_equal_types"]
     oid = ObjectId()
     await col.insert_many([{"_id": 1, "k": oid}, {"_id": 2, "k": str(oid)}, {"_id": 3, "k": [str(oid)]}])
