@@ -648,7 +648,6 @@ async def store_goal(b: HistoryBench, args: argparse.Namespace) -> dict[str, Any
             log(f"store: {res['mode']}: inserter {res['writer_rate']}/s of {args.store_rate}; {lat}")
             if "prune" in res:
                 log(f"store: retention {res['prune']}")
-        out.update({k: v for k, v in out["windows"][0].items() if k != "mode"})  # earlier runs' layout
     finally:
         await store.close()
         await stack.stop()
