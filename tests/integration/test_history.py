@@ -324,6 +324,9 @@ async def test_list_pages_newest_first_filters_and_retention_on_the_real_store(
                         attempt(wid, entity, ev, 2, created + 1000, "success", 200),
                     ]
                     expected.append((created, ev, "succeeded"))
+            # every first attempt failed: all 15 are listed as failed until their second attempts are stored
+            await writer.store_batch([r for r in recs if r.attempt == 1], [])
+            assert len(await delivery_items(api, wid, "?status=failed&limit=100")) == 15
             await writer.store_batch(recs[:10], [])
             await writer.store_batch(recs[5:], [])  # overlapping: a re-consumed part changes nothing
             newest_first = [e for _, e, _ in sorted(expected, reverse=True)]
@@ -347,6 +350,14 @@ async def test_list_pages_newest_first_filters_and_retention_on_the_real_store(
             failed = await delivery_items(api, wid, "?status=failed")
             assert [i["eventId"] for i in failed] == [e for e in newest_first if int(e[2:]) % 3 == 0]
             assert {i["status"] for i in failed} == {"failed"} and failed[0]["lastStatusCode"] == 500
+            # failed first, then succeeded: listed as succeeded alone; asked for again: as pending alone
+            succeeded = await delivery_items(api, wid, "?status=succeeded")
+            assert [i["eventId"] for i in succeeded] == [e for e in newest_first if int(e[2:]) % 3 != 0]
+            asked = await store.delivery(wid, "ev04")
+            assert asked is not None
+            await store.mark_requested(asked["_id"], asked["bucket"], int(time.time() * 1000))
+            assert [i["eventId"] for i in await delivery_items(api, wid, "?status=pending")] == ["ev04"]
+            assert "ev04" not in [i["eventId"] for i in await delivery_items(api, wid, "?status=succeeded")]
             cancels = await delivery_items(api, wid, "?eventType=booking.cancel")
             assert [i["eventId"] for i in cancels] == [e for e in newest_first if int(e[2:]) % 2 == 1]
             since = datetime.fromtimestamp((start + 3_600_000) / 1000, UTC).isoformat()
@@ -372,35 +383,48 @@ async def test_list_pages_newest_first_filters_and_retention_on_the_real_store(
 async def test_the_store_reads_several_hours_and_many_ids_in_one_query_each(
     make_settings: Callable[..., RegistrySettings],
 ) -> None:
-    """What a page's wave and the writer's lookup ask the store: hours together by their buckets (an hour
-    stored before `bucket` existed by webhook and hour, a cursor bounding only its own hour), and `_id`s
-    beyond one query's chunk; the results as if asked one by one. And the indexes of before `bucket` go."""
+    """What a page's wave and the writer's lookup ask the store: hours together by their buckets, with a
+    status by their status buckets (an hour stored before `bucket` existed by webhook and hour, one stored
+    before `status_bucket` by bucket and status; a cursor bounding only its own hour), and `_id`s beyond one
+    query's chunk; the results as if asked one by one. And the indexes of before `bucket` go."""
     settings = make_settings()
     store = HistoryStore(settings.mongo_url, settings.database)
     await store.deliveries.create_index("status")  # as a version before `bucket` made it
     await store.ensure_indexes()
     try:
         assert "status_1" not in await store.deliveries.index_information()
-        hours = [model.hour_of(h * 3_600_000) for h in (500_002, 500_001, 500_000)]  # newest first
-        old = hours[1]  # stored before `bucket`: its deliveries lack it
+        hours = [model.hour_of(h * 3_600_000) for h in (500_003, 500_002, 500_001, 500_000)]  # newest first
+        layouts = dict(
+            zip(hours, (model.BY_STATUS, model.UNKEYED, model.KEYED, model.BY_STATUS), strict=True)
+        )
+
+        def stored_as(hour: str, status: str) -> dict[str, Any]:
+            """What the version that first stored the hour wrote."""
+            bucket = model.bucket_of("w", hour)
+            if layouts[hour] == model.UNKEYED:
+                return {"status": status}
+            if layouts[hour] == model.KEYED:
+                return {"status": status, "bucket": bucket}
+            return {"bucket": bucket, **model.status_fields(bucket, status)}
+
         docs: list[dict[str, Any]] = [
             {
                 "_id": f"w:{h}:{i}",
                 "webhook_id": "w",
                 "hour": hour,
                 "created_ms": model.hour_start_ms(hour) + i * 1000,
-                "status": "failed" if i % 2 else "succeeded",
+                **stored_as(hour, "failed" if i % 2 else "succeeded"),
             }
-            | ({} if hour == old else {"bucket": model.bucket_of("w", hour)})
             for h, hour in enumerate(hours)
             for i in range(4)
         ]
         other = {**docs[0], "_id": "x:0", "webhook_id": "x", "bucket": model.bucket_of("x", hours[0])}
+        other.update(model.status_fields(other["bucket"], "failed"))
         await store.deliveries.insert_many([*docs, other])
         walk = sorted(docs, key=lambda d: (d["hour"], d["created_ms"]), reverse=True)
 
         async def read(hs: list[str], limit: int, **kw: Any) -> list[str]:
-            args: dict[str, Any] = {"status": None, "event_type": None, "cursor": None, "unkeyed": {old}}
+            args: dict[str, Any] = {"status": None, "event_type": None, "cursor": None, "layouts": layouts}
             found = await store.deliveries_in_hours(
                 "w", hs, **{**args, "since_ms": None, "until_ms": None, **kw, "limit": limit}
             )
@@ -408,15 +432,26 @@ async def test_the_store_reads_several_hours_and_many_ids_in_one_query_each(
 
         assert await read(hours, 100) == [d["_id"] for d in walk]
         assert await read(hours, 6) == [d["_id"] for d in walk[:6]]
-        assert await read(hours[1:], 100, status="failed") == [
-            d["_id"] for d in walk if d["hour"] != hours[0] and d["status"] == "failed"
-        ]
-        assert await read(hours, 100, unkeyed=()) == [d["_id"] for d in walk if d["hour"] != old]
-        cut = walk[5]  # the second newest of the middle hour
+        for status in ("failed", "succeeded"):
+            assert await read(hours, 100, status=status) == [d["_id"] for d in walk if d["status"] == status]
+            assert await read(hours[:1], 100, status=status) == [
+                d["_id"] for d in walk if d["hour"] == hours[0] and d["status"] == status
+            ]
+        assert (
+            await read(hours[1:], 3, status="failed")
+            == [d["_id"] for d in walk if d["hour"] != hours[0] and d["status"] == "failed"][:3]
+        )
+        # a stale status bucket (an older version set the status alone) lists nothing under its old status
+        await store.deliveries.update_one({"_id": "w:0:1"}, {"$set": {"status": "succeeded"}})
+        assert "w:0:1" not in await read(hours[:1], 100, status="failed")
+        assert await read(hours, 100, layouts=None) == [d["_id"] for d in walk if d["hour"] != hours[1]]
+        cut = walk[5]  # the second newest of the second hour
         cursor = model.Cursor(cut["hour"], cut["created_ms"], cut["_id"])
         assert await read(hours, 100, cursor=cursor) == [d["_id"] for d in walk if d not in walk[4:6]]
 
-        ids = [f"w:{h}:{i}" for h in range(3) for i in range(100, -1, -1)]  # w:2:* past the first chunk
+        ids = [
+            f"w:{h}:{i}" for h in range(4) for i in range(100, -1, -1)
+        ]  # w:2:* and w:3:* past the first chunk
         found = await store.deliveries_by_id(ids, fields={"status": 1})
         assert sorted(found) == sorted(d["_id"] for d in docs)
         assert found["w:2:1"] == {"_id": "w:2:1", "status": "failed"}
@@ -832,7 +867,8 @@ async def test_the_next_job_sends_what_a_failed_job_left_marked(job_kit: Callabl
     assert sorted(t.event_id for t in await kit.sent()) == sorted(ids[:2])
 
     # the same for a recover: mark e2 as the failed job's, then recover the window
-    await kit.store.mark_requested(model.delivery_id(wid, ids[2]), now, "broken:r2")
+    e2 = model.delivery_id(wid, ids[2])
+    await kit.store.mark_requested(e2, marked[2]["bucket"], now, "broken:r2")
     rec = new_job("rec", "recover", kit.webhook, since - 60_000, now + 60_000, now)
     assert await kit.store.create_job(rec) is None
     await kit.runner.run_due()

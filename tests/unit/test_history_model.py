@@ -39,6 +39,28 @@ def test_a_resent_chain_counts_as_new_attempts_and_a_request_is_pending_until_it
     assert (later["attempts"], later["status"]) == (2, "failed")
 
 
+def test_every_status_the_writer_sets_moves_the_status_bucket_with_it() -> None:
+    """A delivery is listed under a status by `status_bucket`: each write of `status` carries it."""
+    failed = model.merge_delivery(None, [rec(1, T0, "retry", 500)])
+    bucket = model.bucket_of("w1", model.hour_of(T0))
+    assert (failed["bucket"], failed["status_bucket"]) == (bucket, f"{bucket}:failed")
+    ok = model.merge_delivery({**failed, "_id": "w1:e1"}, [rec(2, T0 + 1000, "success", 204)])
+    assert (ok["status"], ok["status_bucket"]) == ("succeeded", f"{bucket}:succeeded")
+    asked = model.merge_delivery({**failed, "requested_ms": T0 + 5000}, [rec(1, T0, "retry", 500)])
+    assert (asked["status"], asked["status_bucket"]) == ("pending", f"{bucket}:pending")
+    # stored before `bucket`: the status alone, as that version wrote it
+    legacy = {k: v for k, v in failed.items() if k not in ("bucket", "status_bucket")}
+    assert "status_bucket" not in model.merge_delivery(legacy, [rec(2, T0 + 1000, "success", 204)])
+    made = model.requested_delivery("w1", "ent", "e2", "booking.create", "{}", T0)
+    assert (made["status"], made["status_bucket"]) == ("pending", f"{bucket}:pending")
+
+
+def test_an_hour_is_read_as_the_version_that_stored_it_wrote() -> None:
+    assert model.layout_of(model.hour_doc("w1", model.hour_of(T0))) == model.BY_STATUS
+    assert model.layout_of({"_id": "w1:h", "keyed": True}) == model.KEYED
+    assert model.layout_of({"_id": "w1:h"}) == model.UNKEYED
+
+
 def test_statuses_of_outcomes() -> None:
     assert [model.status_of(o) for o in ("success", "retry", "dead", "refused", "disabled", "dropped")] == [
         "succeeded",

@@ -24,7 +24,7 @@ from registry.errors import FieldError
 from registry.handlers import guard, read_json
 from registry.history import model
 from registry.history.jobs import new_job
-from registry.history.paging import page_over_hours
+from registry.history.paging import WAVE_MAX, page_over_hours
 from registry.history.schemas import (
     Accepted,
     AttemptView,
@@ -206,7 +206,6 @@ class HistoryApi:
         webhook = await self._webhook(entity, request)
         stored = await self.store.webhook_hours(webhook["_id"])
         hours = model.hours_to_scan(stored, since, until, cursor)
-        unkeyed = {h for h, keyed in stored.items() if not keyed}
 
         async def hour_items(batch: list[str], n: int) -> list[Doc]:
             return await self.store.deliveries_in_hours(
@@ -218,10 +217,12 @@ class HistoryApi:
                 since_ms=since,
                 until_ms=until,
                 limit=n,
-                unkeyed=unkeyed,
+                layouts=stored,
             )
 
-        items, next_cursor = await page_over_hours(hours, hour_items, limit, MAX_HOURS_PER_PAGE)
+        # a status page reads only its status's deliveries (`status_bucket`), so a wave may span the page
+        wave_max = MAX_HOURS_PER_PAGE if status is not None else WAVE_MAX
+        items, next_cursor = await page_over_hours(hours, hour_items, limit, MAX_HOURS_PER_PAGE, wave_max)
         page = DeliveryPage(
             items=[item_of(d) for d in items], next_cursor=next_cursor.encode() if next_cursor else None
         )
@@ -260,7 +261,7 @@ class HistoryApi:
         if not webhook["enabled"]:
             raise Problem(409, "the webhook is disabled: enable it before sending to it")
         now = int(time.time() * 1000)
-        await self.store.mark_requested(doc["_id"], now)
+        await self.store.mark_requested(doc["_id"], doc.get("bucket"), now)
         await self._send(delivery_task(webhook, doc["event_id"], doc["event_type"], doc["payload"], now))
         return _response(Accepted(event_id=doc["event_id"]), 202)
 
@@ -277,24 +278,8 @@ class HistoryApi:
         now_ms = int(now.timestamp() * 1000)
         event_id = f"test_{uuid.uuid4().hex}"
         body = sample_body(event_id, event_type, entity, now)
-        await self.store.insert_requested(
-            {
-                "_id": model.delivery_id(webhook["_id"], event_id),
-                "webhook_id": webhook["_id"],
-                "entity_id": entity,
-                "event_id": event_id,
-                "event_type": event_type,
-                "created_ms": now_ms,
-                "hour": model.hour_of(now_ms),
-                "bucket": model.bucket_of(webhook["_id"], model.hour_of(now_ms)),
-                "attempt_ids": [],
-                "attempts": 0,
-                "requested_ms": now_ms,
-                "status": model.PENDING,
-                "payload": body,
-                "test": True,
-            }
-        )
+        doc = model.requested_delivery(webhook["_id"], entity, event_id, event_type, body, now_ms)
+        await self.store.insert_requested({**doc, "test": True})
         await self._send(delivery_task(webhook, event_id, event_type, body, now_ms))
         return _response(Accepted(event_id=event_id), 202)
 

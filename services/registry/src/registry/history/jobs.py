@@ -141,22 +141,8 @@ def replay_action(doc: Doc | None, run: str, failed_jobs: frozenset[str] = froze
 
 def requested_delivery(webhook: Doc, event: InputEvent, body: str, now_ms: int, run: str) -> Doc:
     """The delivery a replay records as asked for before it sends the task."""
-    return {
-        "_id": model.delivery_id(webhook["_id"], event.id),
-        "webhook_id": webhook["_id"],
-        "entity_id": webhook["entity_id"],
-        "event_id": event.id,
-        "event_type": event.type,
-        "created_ms": now_ms,
-        "hour": model.hour_of(now_ms),
-        "bucket": model.bucket_of(webhook["_id"], model.hour_of(now_ms)),
-        "attempt_ids": [],
-        "attempts": 0,
-        "requested_ms": now_ms,
-        "requested_by": run,
-        "status": model.PENDING,
-        "payload": body,
-    }
+    doc = model.requested_delivery(webhook["_id"], webhook["entity_id"], event.id, event.type, body, now_ms)
+    return {**doc, "requested_by": run}
 
 
 class Pacer:
@@ -318,7 +304,7 @@ class JobRunner:
         ready = [d for d in chunk if d.get("payload")]  # the others' payload was not kept
         await pacer.wait(len(ready))
         now = int(time.time() * 1000)
-        await self.store.mark_requested_many([d["_id"] for d in ready], now, job["run"])
+        await self.store.mark_requested_many(ready, now, job["run"])
         await self.sender.send_many(
             [delivery_task(webhook, d["event_id"], d["event_type"], d["payload"], now) for d in ready]
         )
@@ -435,7 +421,8 @@ class JobRunner:
         wanted: dict[str, tuple[InputEvent, str]] = {}
         for event, source in events:  # an event the log holds twice is sent once
             wanted.setdefault(model.delivery_id(webhook["_id"], event.id), (event, source))
-        known = await self.store.deliveries_by_id(list(wanted), fields={"status": 1, "requested_by": 1})
+        fields = {"status": 1, "requested_by": 1, "bucket": 1}
+        known = await self.store.deliveries_by_id(list(wanted), fields=fields)
         actions = {did: replay_action(known.get(did), run, self._failed_jobs) for did in wanted}
         to_send = [did for did, action in actions.items() if action != SKIP]
         await pacer.wait(len(to_send))
@@ -449,7 +436,9 @@ class JobRunner:
                 if actions[did] == INSERT
             ]
         )
-        await self.store.mark_requested_many([did for did in to_send if actions[did] != INSERT], now, run)
+        await self.store.mark_requested_many(
+            [known[did] for did in to_send if actions[did] != INSERT], now, run
+        )
         tasks = []
         for did in to_send:
             if did in raced:

@@ -2,9 +2,10 @@
 the failure streak behind auto-disable, stats and list cursors. No I/O here.
 
 Every hot query is an equality (or `$in`) on indexed fields (the local FerretDB pushes only those down): a
-delivery is found by `_id` or by its `bucket`, the webhook's hour it was created in ([, status][, event
-type]); its attempts by `delivery_id`; the hours in which a webhook has deliveries by `webhook_id` in
-`delivery_hours`. Newest-first pages walk those hours newest first, and retention deletes whole hours.
+delivery is found by `_id`, by its `bucket`, the webhook's hour it was created in ([, event type]), or by
+its `status_bucket`, that hour and its status; its attempts by `delivery_id`; the hours in which a webhook
+has deliveries by `webhook_id` in `delivery_hours`. Newest-first pages walk those hours newest first, and
+retention deletes whole hours.
 """
 
 from __future__ import annotations
@@ -58,14 +59,68 @@ def bucket_of(webhook_id: str, hour: str) -> str:
     return f"{webhook_id}:{hour}"
 
 
+def status_bucket_of(bucket: str, status: str) -> str:
+    """A webhook's hour and a status: the key of a page with a status filter, so the store reads only the
+    deliveries it lists. `failed` is a tenth of the deliveries at most; a page of them walks dozens of hours,
+    and through `bucket` it read every delivery of each (bench/RESULTS.md). Every write that sets a
+    delivery's `status` sets this with it (`status_fields`), so a delivery moves with its status."""
+    return f"{bucket}:{status}"
+
+
+def status_fields(bucket: str | None, status: str) -> Doc:
+    """`status`, and `status_bucket` with it where the delivery has a `bucket` (older ones have not)."""
+    if bucket is None:
+        return {"status": status}
+    return {"status": status, "status_bucket": status_bucket_of(bucket, status)}
+
+
+# How an hour's deliveries can be asked for, from what the version that first stored the hour wrote: by
+# webhook and hour (before `bucket`), by `bucket`, or also by `status_bucket`.
+UNKEYED, KEYED, BY_STATUS = 0, 1, 2
+
+
 def hour_doc(webhook_id: str, hour: str) -> Doc:
-    """The `delivery_hours` document of a webhook's hour. `keyed`: its deliveries carry `bucket` (an hour
-    first stored by a version before `bucket` is read by webhook and hour instead)."""
-    return {"_id": bucket_of(webhook_id, hour), "webhook_id": webhook_id, "hour": hour, "keyed": True}
+    """The `delivery_hours` document of a webhook's hour. `keyed`: its deliveries carry `bucket`;
+    `by_status`: and `status_bucket` (an hour first stored by an older version is read as that one wrote)."""
+    return {
+        "_id": bucket_of(webhook_id, hour),
+        "webhook_id": webhook_id,
+        "hour": hour,
+        "keyed": True,
+        "by_status": True,
+    }
+
+
+def layout_of(hour: Doc) -> int:
+    """UNKEYED, KEYED or BY_STATUS: what the deliveries of this `delivery_hours` document carry."""
+    return BY_STATUS if hour.get("by_status") else KEYED if hour.get("keyed") else UNKEYED
 
 
 def delivery_id(webhook_id: str, event_id: str) -> str:
     return f"{webhook_id}:{event_id}"
+
+
+def requested_delivery(
+    webhook_id: str, entity_id: str, event_id: str, event_type: str, payload: str, now_ms: int
+) -> Doc:
+    """A delivery the API or a job records before its first attempt: pending, with its payload."""
+    hour = hour_of(now_ms)
+    bucket = bucket_of(webhook_id, hour)
+    return {
+        "_id": delivery_id(webhook_id, event_id),
+        "webhook_id": webhook_id,
+        "entity_id": entity_id,
+        "event_id": event_id,
+        "event_type": event_type,
+        "created_ms": now_ms,
+        "hour": hour,
+        "bucket": bucket,
+        "attempt_ids": [],
+        "attempts": 0,
+        "requested_ms": now_ms,
+        **status_fields(bucket, PENDING),
+        "payload": payload,
+    }
 
 
 def attempt_id(rec: AttemptRecord) -> str:
@@ -173,11 +228,12 @@ def merge_delivery(
         out["last"] = last
         out["last_at_ms"] = last["at_ms"]
     if last is not None and last["at_ms"] >= requested:
-        out["status"] = status_of(last["outcome"])
+        status = status_of(last["outcome"])
     elif requested:
-        out["status"] = PENDING
+        status = PENDING
     else:
-        out["status"] = DEAD  # a dead letter whose attempt record has not arrived yet
+        status = DEAD  # a dead letter whose attempt record has not arrived yet
+    out.update(status_fields(out.get("bucket", base.get("bucket")), status))
     return out
 
 

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Collection, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from registry.history.model import (
+    BY_STATUS,
+    KEYED,
+    PENDING,
+    UNKEYED,
     Cursor,
     Doc,
     Streak,
@@ -25,6 +29,9 @@ from registry.history.model import (
     hour_doc,
     hour_of,
     hour_start_ms,
+    layout_of,
+    status_bucket_of,
+    status_fields,
 )
 
 log = logging.getLogger(__name__)
@@ -40,7 +47,7 @@ JOB_INSERT_SLICE = 25
 # plans), and a writer's batch is a few hundred.
 IDS_PER_QUERY = 250
 OLD_DELIVERY_INDEXES = {"status_1", "event_type_1"}
-WRITER_FIELDS = {"attempt_ids": 1, "last": 1, "payload": 1, "requested_ms": 1, "hour": 1}
+WRITER_FIELDS = {"attempt_ids": 1, "last": 1, "payload": 1, "requested_ms": 1, "hour": 1, "bucket": 1}
 
 
 class HistoryStore:
@@ -66,6 +73,7 @@ class HistoryStore:
         # Locally each indexed field also gets a GIN twin (tools/localpg.py): equality on any of them is
         # index-served. The compound orders serve MongoDB's sort in production.
         await self.deliveries.create_index([("bucket", ASCENDING), ("created_ms", DESCENDING)])
+        await self.deliveries.create_index([("status_bucket", ASCENDING), ("created_ms", DESCENDING)])
         # hours stored before `bucket` existed are read by webhook and hour
         await self.deliveries.create_index(
             [("webhook_id", ASCENDING), ("hour", ASCENDING), ("created_ms", DESCENDING)]
@@ -164,10 +172,10 @@ class HistoryStore:
 
     # --- the API ------------------------------------------------------------------------------------
 
-    async def webhook_hours(self, webhook_id: str) -> dict[str, bool]:
-        """The hours in which the webhook has deliveries, each with whether they carry `bucket`."""
-        found = self.hours.find({"webhook_id": webhook_id}, {"hour": 1, "keyed": 1})
-        return {d["hour"]: bool(d.get("keyed")) async for d in found}
+    async def webhook_hours(self, webhook_id: str) -> dict[str, int]:
+        """The hours in which the webhook has deliveries, each with its layout (model.layout_of)."""
+        found = self.hours.find({"webhook_id": webhook_id}, {"hour": 1, "keyed": 1, "by_status": 1})
+        return {d["hour"]: layout_of(d) async for d in found}
 
     async def deliveries_in_hours(
         self,
@@ -180,14 +188,15 @@ class HistoryStore:
         since_ms: int | None,
         until_ms: int | None,
         limit: int,
-        unkeyed: Collection[str] = (),
+        layouts: Mapping[str, int] | None = None,
     ) -> list[Doc]:
         """Up to `limit` deliveries of the webhook in these hours, after the cursor, within the window: newest
         hour first, newest first within an hour (the order of a walk over the hours, newest first).
 
-        One query: `bucket` `$in` the hours' buckets (pushed down to PostgreSQL by the local FerretDB,
-        infra/ferretdb/patches/query_in.go; on MongoDB the compound index serves it). Hours in `unkeyed`
-        (stored before `bucket`) are a query by webhook and hour of their own."""
+        One query: `bucket` `$in` the hours' buckets, or with a status `status_bucket` `$in` theirs (pushed
+        down to PostgreSQL by the local FerretDB, infra/ferretdb/patches/query_in.go; on MongoDB the compound
+        indexes serve them). Hours an older version stored (`layouts`, by default all BY_STATUS) are asked
+        for as it wrote them, in a query of their own."""
 
         def of(part: Sequence[str], n: int) -> Awaitable[list[Doc]]:
             """The same question over some of the hours."""
@@ -200,7 +209,7 @@ class HistoryStore:
                 since_ms=since_ms,
                 until_ms=until_ms,
                 limit=n,
-                unkeyed=unkeyed,
+                layouts=layouts,
             )
 
         bounded = cursor is not None and cursor.created_ms is not None and cursor.hour in hours
@@ -214,18 +223,16 @@ class HistoryStore:
                 if part and len(out) < limit:
                     out += await of(part, limit - len(out))
             return out
-        keyed = [h for h in hours if h not in unkeyed]
-        if keyed and len(keyed) < len(hours):
-            both = await of(keyed, limit) + await of([h for h in hours if h in unkeyed], limit)
-            both.sort(key=lambda d: (d["hour"], d["created_ms"], d["_id"]), reverse=True)
-            return both[:limit]
-        query: Doc = (
-            {"bucket": _one_or_in([bucket_of(webhook_id, h) for h in hours])}
-            if keyed
-            else {"webhook_id": webhook_id, "hour": _one_or_in(hours)}
-        )
-        if status is not None:
-            query["status"] = status
+        # without a status, `status_bucket` is no way in: BY_STATUS hours are asked for as KEYED ones
+        cap = BY_STATUS if status is not None else KEYED
+        forms = {h: min(cap, BY_STATUS if layouts is None else layouts.get(h, BY_STATUS)) for h in hours}
+        if len(set(forms.values())) > 1:
+            merged: list[Doc] = []
+            for form in sorted(set(forms.values())):
+                merged += await of([h for h in hours if forms[h] == form], limit)
+            merged.sort(key=lambda d: (d["hour"], d["created_ms"], d["_id"]), reverse=True)
+            return merged[:limit]
+        query = _where(webhook_id, hours, forms[hours[0]], status)
         if event_type is not None:
             query["event_type"] = event_type
         window: Doc = {}
@@ -254,23 +261,27 @@ class HistoryStore:
         query = {"webhook_id": webhook_id, "hour": {"$in": list(hours)}}
         return [d async for d in self.attempts.find(query, fields)]
 
-    async def mark_requested(self, delivery_id: str, now_ms: int, by: str | None = None) -> None:
+    async def mark_requested(
+        self, delivery_id: str, bucket: str | None, now_ms: int, by: str | None = None
+    ) -> None:
         """A resend was asked for: the delivery shows as pending until an attempt newer than this arrives.
-        `by` names the job chunk that asked (a resumed job finds what its unsaved chunk marked)."""
-        fields: Doc = {"requested_ms": now_ms, "status": "pending"}
+        `bucket` is the delivery's (None: stored before it), `by` names the job chunk that asked (a resumed
+        job finds what its unsaved chunk marked)."""
+        fields: Doc = {"requested_ms": now_ms, **status_fields(bucket, PENDING)}
         if by is not None:
             fields["requested_by"] = by
         await self.deliveries.update_one({"_id": delivery_id}, {"$set": fields})
 
-    async def mark_requested_many(self, ids: Sequence[str], now_ms: int, by: str) -> None:
-        """`mark_requested` for each: single-document updates side by side, never one bulk command."""
+    async def mark_requested_many(self, docs: Sequence[Doc], now_ms: int, by: str) -> None:
+        """`mark_requested` for each delivery (`_id` and `bucket`): single-document updates side by side,
+        never one bulk command."""
         sem = asyncio.Semaphore(UPDATE_CONCURRENCY)
 
-        async def one(i: str) -> None:
+        async def one(d: Doc) -> None:
             async with sem:
-                await self.mark_requested(i, now_ms, by)
+                await self.mark_requested(d["_id"], d.get("bucket"), now_ms, by)
 
-        await asyncio.gather(*(one(i) for i in ids))
+        await asyncio.gather(*(one(d) for d in docs))
 
     async def insert_requested_many(self, docs: Sequence[Doc]) -> set[str]:
         """Deliveries a job starts, pending with their payload, in small insert commands, and their hour
@@ -352,13 +363,27 @@ class HistoryStore:
         await self.job_locks.delete_one({"_id": webhook_id, "job_id": job_id})
 
     async def deliveries_with_status(
-        self, webhook_id: str, hour: str, statuses: Sequence[str], keyed: bool = True
+        self, webhook_id: str, hour: str, statuses: Sequence[str], layout: int = BY_STATUS
     ) -> list[Doc]:
-        where: Doc = (
-            {"bucket": bucket_of(webhook_id, hour)} if keyed else {"webhook_id": webhook_id, "hour": hour}
-        )
-        query = {**where, "status": {"$in": list(statuses)}}
+        query = _where(webhook_id, [hour], layout, statuses)
         return [d async for d in self.deliveries.find(query, {"attempt_ids": 0})]
+
+
+def _where(webhook_id: str, hours: Sequence[str], layout: int, status: str | Sequence[str] | None) -> Doc:
+    """The filter of a webhook's deliveries in these hours (all of one layout) [with this status / one of
+    these]. `status` stays in it beside `status_bucket`: a key an older version left behind (it set the
+    status alone) lists nothing under a status the delivery no longer has."""
+    statuses = [] if status is None else [status] if isinstance(status, str) else list(status)
+    if layout == UNKEYED:
+        query: Doc = {"webhook_id": webhook_id, "hour": _one_or_in(hours)}
+    elif layout == KEYED or not statuses:
+        query = {"bucket": _one_or_in([bucket_of(webhook_id, h) for h in hours])}
+    else:
+        buckets = [bucket_of(webhook_id, h) for h in hours]
+        query = {"status_bucket": _one_or_in([status_bucket_of(b, s) for b in buckets for s in statuses])}
+    if statuses:
+        query["status"] = _one_or_in(statuses)
+    return query
 
 
 def _one_or_in(values: Sequence[str]) -> Any:
