@@ -22,6 +22,7 @@ __all__ = [
     "free_port",
     "kafka_pid",
     "machine_busy_seconds",
+    "reaped_cpu_seconds",
     "rss_mb",
 ]
 
@@ -35,15 +36,26 @@ def bench_proc(
     return Proc(name, argv, env, cwd=workdir, log_path=workdir / f"{name}.log", ready=ready)
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """utime + stime of every thread of `pid` (None when it is gone)."""
+def _stat(pid: int) -> list[str] | None:
+    """/proc/PID/stat's fields from the state on (field 3 is [0]); None when the process is gone."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     # the command name (field 2) may hold spaces: split after its closing parenthesis
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14 and 15 of stat)
+    return raw[raw.rindex(")") + 2 :].split()
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """utime + stime of every thread of `pid` (None when it is gone)."""
+    fields = _stat(pid)
+    return None if fields is None else (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14, 15
+
+
+def reaped_cpu_seconds(pid: int) -> float | None:
+    """cutime + cstime: CPU of `pid`'s exited children that it has waited for (None when it is gone)."""
+    fields = _stat(pid)
+    return None if fields is None else (int(fields[13]) + int(fields[14])) / CLK_TCK  # fields 16, 17
 
 
 def context_switches(pid: int) -> int | None:

@@ -3,7 +3,7 @@
     INFRA_DIR=/work/main/.infra .tools/bin/uv run --frozen python bench/history_bench.py \
         [--events 40000] [--rounds 2] [--replay-events 100000] [--job-rate 1000] [--replay-max-s 300]
         [--store-records 1000000] [--store-rate 3000] [--store-query-rates 0,10,25] [--store-prune]
-        [--only ab,replay,store]
+        [--only ab,replay,store,pages] [--pages-count 300]
 
 Scenarios (loopback only, each bounded and self-stopping; the services run as deployed, `python -m ...`):
   ab      e2e_bench's throughput scenario (backlog of --events on wink.events, 100 webhooks on 100 URLs,
@@ -27,6 +27,10 @@ Scenarios (loopback only, each bounded and self-stopping; the services run as de
           schedule) while an inserter adds --store-rate deliveries/s, and with --store-prune the store's
           retention removes the oldest hours, one at a time, as fast as the inserter adds, from a third of
           the way in until the window ends. Only when named in --only.
+  pages   one page at a time asked of the store directly, with nothing else running, on the store
+          scenario's prefill: a page with a status filter read by `bucket` and status (as before
+          `status_bucket`) against by `status_bucket`, alternating, per status (and unfiltered); wall time,
+          queries and FerretDB's and PostgreSQL's CPU per page. Only when named in --only.
 
 Writes bench/results/<date>-history.json; the figures go into bench/RESULTS.md by hand (the reading needs
 the machine's load, which the JSON carries per window as `others_cores`).
@@ -56,7 +60,7 @@ from _stack import Stack
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from e2e_bench import HOOKS, Bench, cost, drain, lat_summary, log, machine_and_probe, wait_until, warm_up
 from pymongo import AsyncMongoClient
-from registry_bench import create_body, store_pids, webhook_doc  # bench/ is the script's folder
+from registry_bench import create_body, store_cpu, webhook_doc  # bench/ is the script's folder
 
 from webhooks_common.tokens import mint_token
 from webhooks_common.topics import topic_specs
@@ -257,10 +261,7 @@ class HistoryBench(Bench):
         return self.last
 
     def cpu(self, stack: Stack | None) -> dict[str, float]:
-        snap = super().cpu(stack)
-        for name, pids in store_pids().items():
-            snap[name] = sum(cpu_seconds(p) or 0.0 for p in pids)
-        return snap
+        return {**super().cpu(stack), **store_cpu()}
 
 
 # --- ab ---------------------------------------------------------------------------------------------
@@ -566,21 +567,135 @@ def history_docs(
     return delivery, model.attempt_doc(rec)
 
 
+async def prefill(
+    store: Any, hooks: list[tuple[str, str]], args: argparse.Namespace, rng: random.Random, now_ms: int
+) -> set[tuple[str, str]]:
+    """--store-records deliveries and their attempts over --store-days days before `now_ms`, each of a random
+    webhook of `hooks`, and their hours' documents; returns the (webhook, hour) pairs."""
+    from registry.history import model
+
+    span = args.store_days * 86_400_000
+    hours: set[tuple[str, str]] = set()
+    done = 0
+    # "time": oldest first, as a store fills, so an hour's rows lie together on disk where retention
+    # deletes them; "random": every record anywhere (the bench until 2026-12-02)
+    ages = [rng.randrange(span) for _ in range(args.store_records)]
+    if args.store_prefill_order == "time":
+        ages.sort(reverse=True)
+    while done < args.store_records:
+        n = min(2000, args.store_records - done)
+        pairs = []
+        for age in ages[done : done + n]:
+            w, e = hooks[rng.randrange(len(hooks))]
+            pairs.append(history_docs(w, e, now_ms - 60_000 - age, rng))
+        await store.deliveries.insert_many([p[0] for p in pairs], ordered=False)
+        await store.attempts.insert_many([p[1] for p in pairs], ordered=False)
+        hours |= {(p[0]["webhook_id"], p[0]["hour"]) for p in pairs}
+        done += n
+    await store.hours.insert_many([model.hour_doc(w, h) for w, h in hours])
+    return hours
+
+
+async def page_forms(b: HistoryBench, args: argparse.Namespace) -> dict[str, Any]:
+    """One list page (limit 50) asked of the store directly, one at a time and with nothing else running, the
+    two ways a page with a status filter has been read, on one prefill (as the store scenario's): "bucket",
+    as before `status_bucket` (`bucket` `$in` the wave's hours and `status`, waves of at most 16 hours),
+    and "status_bucket", as now (waves up to the page's 48 hours). Alternating page by page over
+    --pages-count webhooks, per status: wall time of the page, queries, and FerretDB's and PostgreSQL's CPU
+    per page."""
+    from registry.history import model
+    from registry.history.api import MAX_HOURS_PER_PAGE
+    from registry.history.paging import WAVE_MAX, page_over_hours
+    from registry.history.store import HistoryStore
+
+    database = f"{b.run_id}-pages"
+    store = HistoryStore(f"mongodb://{args.mongo}/{database}", database)
+    rng = random.Random(11)
+    hooks = [(f"wh{i}", f"e{i % 100}") for i in range(args.store_webhooks)]
+    out: dict[str, Any] = {"records": args.store_records, "days": args.store_days, "pages": args.pages_count}
+    try:
+        await store.ensure_indexes()
+        t = time.perf_counter()
+        await prefill(store, hooks, args, rng, int(time.time() * 1000))
+        out["prefill_s"] = round(time.perf_counter() - t, 1)
+        log(f"pages: prefilled {args.store_records:,} deliveries + attempts in {out['prefill_s']} s")
+        cpu = store_cpu
+        names = list(cpu())
+
+        for status in ("failed", "succeeded", None):
+            ways: dict[str, dict[str, Any]] = {
+                w: {"ms": [], "queries": 0, "cpu": dict.fromkeys(names, 0.0)}
+                for w in ("bucket", "status_bucket")
+            }
+            for i in range(args.pages_count):
+                wid = hooks[(i * 7) % len(hooks)][0]
+                stored = await store.webhook_hours(wid)
+                hours = model.hours_to_scan(stored, None, None, None)
+                for way in ("bucket", "status_bucket") if i % 2 else ("status_bucket", "bucket"):
+                    old = way == "bucket"
+                    layouts = {h: model.KEYED for h in hours} if old else stored
+                    wave_max = WAVE_MAX if old or status is None else MAX_HOURS_PER_PAGE
+                    acc = ways[way]
+
+                    async def fetch(
+                        batch: list[str],
+                        n: int,
+                        layouts: Any = layouts,
+                        acc: Any = acc,
+                        wid: str = wid,
+                        status: str | None = status,
+                    ) -> Any:
+                        acc["queries"] += 1
+                        return await store.deliveries_in_hours(
+                            wid,
+                            batch,
+                            status=status,
+                            event_type=None,
+                            cursor=None,
+                            since_ms=None,
+                            until_ms=None,
+                            limit=n,
+                            layouts=layouts,
+                        )
+
+                    c0, t0 = cpu(), time.perf_counter()
+                    await page_over_hours(hours, fetch, 50, MAX_HOURS_PER_PAGE, wave_max)
+                    acc["ms"].append((time.perf_counter() - t0) * 1000)
+                    c1 = cpu()
+                    for name in names:
+                        acc["cpu"][name] += c1[name] - c0[name]
+            n = args.pages_count
+            key = status or "all"
+            out[key] = {
+                way: {
+                    **lat_summary(acc["ms"]),
+                    "queries_per_page": round(acc["queries"] / n, 2),
+                    "cpu_ms_per_page": {name: round(v * 1000 / n, 2) for name, v in acc["cpu"].items()},
+                }
+                for way, acc in ways.items()
+            }
+            log(f"pages: {key}: {out[key]}")
+    finally:
+        await store.client.drop_database(database)
+        await store.close()
+    return out
+
+
 async def store_goal(b: HistoryBench, args: argparse.Namespace) -> dict[str, Any]:
-    """Prefill --store-records deliveries (and their attempts) over --store-webhooks webhooks and
-    --store-days days, in the writer's layout and indexes; then one window of --store-seconds per entry of
-    --store-query-rates, each with an inserter adding --store-rate deliveries/s (insert_many of deliveries +
-    attempts, batches of 300: the store's part of the writer's work) beside API readers of list pages
-    (limit 50, newest first; half unfiltered, a quarter each status=failed / status=succeeded), each page
-    followed by one of its deliveries' details. Rate 0: --store-clients readers back to back (closed loop,
-    the machine saturated). A rate: visits started on a Poisson schedule (open loop), a page's latency
-    counted from when it was due, so a late start counts. With --store-prune the store's own retention
-    (`HistoryStore.prune`) removes the oldest hours, one per call and no faster than the inserter adds (a
-    store that keeps its size), from a third of the way into each window to its end: whether it keeps up
-    beside the inserter and the readers, and what it does to their pages."""
+    """Prefill --store-records deliveries (and their attempts) over --store-webhooks webhooks and --store-days
+    days (oldest first unless --store-prefill-order random), in the writer's layout and indexes; then one
+    window of --store-seconds per entry of --store-query-rates, each with an inserter adding --store-rate
+    deliveries/s (insert_many of deliveries + attempts, batches of 300: the store's part of the writer's
+    work) beside API readers of list pages (limit 50, newest first; half unfiltered, a quarter each
+    status=failed / status=succeeded), each page followed by one of its deliveries' details. Rate 0:
+    --store-clients readers back to back (closed loop, the machine saturated). A rate: visits started on a
+    Poisson schedule (open loop), a page's latency counted from when it was due, so a late start counts.
+    With --store-prune the store's own retention (`HistoryStore.prune`) removes the oldest hours, one per
+    call and no faster than the inserter adds (a store that keeps its size), from a third of the way into
+    each window to its end: whether it keeps up beside the inserter and the readers, and what it does to
+    their pages."""
     from cryptography.fernet import Fernet
 
-    from registry.history import model
     from registry.history.store import HistoryStore
 
     prefix = f"{b.run_id}-store-"
@@ -597,6 +712,7 @@ async def store_goal(b: HistoryBench, args: argparse.Namespace) -> dict[str, Any
         "records": args.store_records,
         "webhooks": args.store_webhooks,
         "days": args.store_days,
+        "prefill_order": args.store_prefill_order,
         "rate_asked": args.store_rate,
         "clients": args.store_clients,
     }
@@ -620,22 +736,13 @@ async def store_goal(b: HistoryBench, args: argparse.Namespace) -> dict[str, Any
         now_ms = int(time.time() * 1000)
         span = args.store_days * 86_400_000
         t = time.perf_counter()
-        hours: set[tuple[str, str]] = set()
-        done = 0
-        while done < args.store_records:
-            n = min(2000, args.store_records - done)
-            pairs = []
-            for _ in range(n):
-                w, e = hooks[rng.randrange(len(hooks))]
-                pairs.append(history_docs(w, e, now_ms - 60_000 - rng.randrange(span), rng))
-            await store.deliveries.insert_many([p[0] for p in pairs], ordered=False)
-            await store.attempts.insert_many([p[1] for p in pairs], ordered=False)
-            hours |= {(p[0]["webhook_id"], p[0]["hour"]) for p in pairs}
-            done += n
-        await store.hours.insert_many([model.hour_doc(w, h) for w, h in hours])
+        hours = await prefill(store, hooks, args, rng, now_ms)
         out["prefill_s"] = round(time.perf_counter() - t, 1)
         out["hour_buckets"] = len(hours)
-        log(f"store: prefilled {done:,} deliveries + attempts, {len(hours):,} hours in {out['prefill_s']} s")
+        took = out["prefill_s"]
+        log(
+            f"store: prefilled {args.store_records:,} deliveries + attempts, {len(hours):,} hours in {took} s"
+        )
         await stack.start()
         assert b.http is not None
         windows = StoreWindow(b, args, stack, store, hooks, hours, oldest_ms=now_ms - 60_000 - span)
@@ -831,6 +938,9 @@ async def run(args: argparse.Namespace, out: Path) -> dict[str, Any]:
             save(results, out)
         if "store" in only:
             results["store"] = await store_goal(b, args)
+            save(results, out)
+        if "pages" in only:
+            results["pages"] = await page_forms(b, args)
     results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
     results["loadavg_at_end"] = [f"{x:.2f}" for x in os.getloadavg()]
     return results
@@ -840,7 +950,10 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", default="ab,replay", help="scenarios, comma-separated: ab, replay, store")
+    ap.add_argument(
+        "--only", default="ab,replay", help="scenarios, comma-separated: ab, replay, store, pages"
+    )
+    ap.add_argument("--pages-count", type=int, default=300, help="pages: pages per status and way")
     ap.add_argument("--events", type=int, default=40000, help="backlog of each throughput run")
     ap.add_argument("--rounds", type=int, default=2, help="A/B rounds (each: without, then with the writer)")
     ap.add_argument(
@@ -860,6 +973,12 @@ def main() -> None:
     ap.add_argument("--store-records", type=int, default=1_000_000, help="store: deliveries prefilled")
     ap.add_argument("--store-webhooks", type=int, default=1000, help="store: webhooks they belong to")
     ap.add_argument("--store-days", type=int, default=7, help="store: days they spread over")
+    ap.add_argument(
+        "--store-prefill-order",
+        choices=("time", "random"),
+        default="time",
+        help="store: records inserted oldest first (as a store fills) or in random order",
+    )
     ap.add_argument(
         "--store-rate", type=int, default=3000, help="store: deliveries/s inserted meanwhile (0: no inserter)"
     )

@@ -35,7 +35,7 @@ from cryptography.fernet import Fernet
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._host import describe, host_probe
-from bench._procs import bench_proc, cpu_seconds, free_port, rss_mb
+from bench._procs import bench_proc, cpu_seconds, free_port, reaped_cpu_seconds, rss_mb
 from bench._report import pct, publish_table, report_parser
 from webhooks_common.kafka import delete_topics, ensure_topics
 from webhooks_common.tokens import mint_token
@@ -79,6 +79,17 @@ def children(pid: int) -> list[int]:
         if int(raw[raw.rindex(")") + 2 :].split()[1]) == pid:
             kids.append(int(stat.parent.name))
     return kids
+
+
+def store_cpu() -> dict[str, float]:
+    """CPU-s so far of FerretDB and of PostgreSQL, each with its children, those that have exited included
+    (the parent's reaped children): a sum over live processes alone drops a PostgreSQL backend's whole life
+    when its connection closes, and a window's difference can then come out below zero."""
+    out: dict[str, float] = {}
+    for name, (root, *kids) in store_pids().items():
+        reaped = reaped_cpu_seconds(root) or 0.0  # before the live ones: one that exits meanwhile counts once
+        out[name] = (cpu_seconds(root) or 0.0) + reaped + sum(cpu_seconds(k) or 0.0 for k in kids)
+    return out
 
 
 def cpu_by_pid(pids: list[int]) -> dict[int, float]:

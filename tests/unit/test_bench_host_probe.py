@@ -48,3 +48,24 @@ def test_probe_measures_the_echo_servers_cpu_both_ways(bench: tuple[ModuleType, 
     assert 0 < probe["busy_us"] < 100_000
     assert 0 < probe["wakeup_us"] < 100_000
     assert "ns/iteration" in host.describe(probe)
+
+
+def test_a_child_that_exited_still_counts_in_its_parents_reaped_cpu(
+    bench: tuple[ModuleType, ModuleType],
+) -> None:
+    """As a PostgreSQL backend does when its connection closes: its CPU leaves the live processes' sum."""
+    _, procs = bench
+    burn = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.3: pass"
+    # the parent runs a child that burns 0.3 s of CPU, waits for it, then sleeps until killed
+    script = f"import subprocess, sys, time\nsubprocess.run([sys.executable, '-c', {burn!r}])\ntime.sleep(30)"
+    parent = subprocess.Popen([sys.executable, "-c", script])
+    try:
+        deadline = time.monotonic() + 20
+        while (reaped := procs.reaped_cpu_seconds(parent.pid)) < 0.25 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert reaped >= 0.25
+        assert procs.cpu_seconds(parent.pid) < 0.25  # the parent's own CPU does not hold the child's
+    finally:
+        parent.kill()
+        parent.wait()
+    assert procs.reaped_cpu_seconds(parent.pid) is None  # gone
