@@ -5,7 +5,7 @@ next hours are asked for in waves, each one query (the store's `bucket` or `stat
 hours as the items found so far per hour read say the page still needs (a quarter more), or twice the last
 wave while nothing was found; at most WAVE_MAX, or what the caller allows (a status page's query reads only
 what it lists, so its waves may span the page's 48 hours). A page of a sparse filter that walks 48 hours
-takes 4-6 queries instead of 48, or 2-3 with a status. The items and the cursor are exactly those of the
+takes 4-6 queries instead of 48, or about 3 with a status. The items and the cursor are exactly those of the
 hour-by-hour walk; a wave may read a few hours past the page's end.
 """
 
