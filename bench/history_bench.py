@@ -619,8 +619,7 @@ async def page_forms(b: HistoryBench, args: argparse.Namespace) -> dict[str, Any
         await prefill(store, hooks, args, rng, int(time.time() * 1000))
         out["prefill_s"] = round(time.perf_counter() - t, 1)
         log(f"pages: prefilled {args.store_records:,} deliveries + attempts in {out['prefill_s']} s")
-        cpu = store_cpu
-        names = list(cpu())
+        names = list(store_cpu())
 
         for status in ("failed", "succeeded", None):
             ways: dict[str, dict[str, Any]] = {
@@ -658,10 +657,10 @@ async def page_forms(b: HistoryBench, args: argparse.Namespace) -> dict[str, Any
                             layouts=layouts,
                         )
 
-                    c0, t0 = cpu(), time.perf_counter()
+                    c0, t0 = store_cpu(), time.perf_counter()
                     await page_over_hours(hours, fetch, 50, MAX_HOURS_PER_PAGE, wave_max)
                     acc["ms"].append((time.perf_counter() - t0) * 1000)
-                    c1 = cpu()
+                    c1 = store_cpu()
                     for name in names:
                         acc["cpu"][name] += c1[name] - c0[name]
             n = args.pages_count

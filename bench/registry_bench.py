@@ -81,19 +81,17 @@ def children(pid: int) -> list[int]:
     return kids
 
 
-def store_cpu() -> dict[str, float]:
-    """CPU-s so far of FerretDB and of PostgreSQL, each with its children, those that have exited included
-    (the parent's reaped children): a sum over live processes alone drops a PostgreSQL backend's whole life
-    when its connection closes, and a window's difference can then come out below zero."""
+def store_cpu(ferretdb_pid: int | None = None) -> dict[str, float]:
+    """CPU-s so far of FerretDB and of PostgreSQL (or of the FerretDB process given), each with its children,
+    those that have exited included (the parent's reaped children): a sum over live processes alone drops a
+    PostgreSQL backend's whole life when its connection closes, and a window's difference can then come out
+    below zero."""
     out: dict[str, float] = {}
-    for name, (root, *kids) in store_pids().items():
-        reaped = reaped_cpu_seconds(root) or 0.0  # before the live ones: one that exits meanwhile counts once
+    for name, (root, *kids) in store_pids(ferretdb_pid).items():
+        # reaped first: a backend that exits between the two reads is missed, never counted twice
+        reaped = reaped_cpu_seconds(root) or 0.0
         out[name] = (cpu_seconds(root) or 0.0) + reaped + sum(cpu_seconds(k) or 0.0 for k in kids)
     return out
-
-
-def cpu_by_pid(pids: list[int]) -> dict[int, float]:
-    return {p: c for p in pids if (c := cpu_seconds(p)) is not None}
 
 
 def webhook_doc(
@@ -227,7 +225,7 @@ async def main() -> None:
     try:
         for proc in procs:
             await proc.wait_ready(60)
-        stores = {k: cpu_by_pid(v) for k, v in store_pids(args.ferretdb_pid).items()}
+        store0 = store_cpu(args.ferretdb_pid)
         cpu0 = {p.name: cpu_seconds(p.pid or 0) or 0.0 for p in procs}
         sessions = [
             aiohttp.ClientSession(base_url=b, connector=aiohttp.TCPConnector(limit=args.clients))
@@ -310,11 +308,7 @@ async def main() -> None:
                 break
             await asyncio.sleep(0.1)
         cpu1 = {p.name: cpu_seconds(p.pid or 0) or 0.0 for p in procs}
-        # PostgreSQL starts a backend per new connection: count those that came during the run from zero.
-        store_cpu = {
-            k: sum(c - stores.get(k, {}).get(pid, 0.0) for pid, c in cpu_by_pid(v).items())
-            for k, v in store_pids(args.ferretdb_pid).items()
-        }
+        store_spent = {k: v - store0.get(k, 0.0) for k, v in store_cpu(args.ferretdb_pid).items()}
         # What each change was computed on (a kept webhook or a read); absent in older checkouts (`--code`).
         change_bases: dict[str, float] = {}
         for s in sessions:
@@ -333,7 +327,7 @@ async def main() -> None:
 
     total = sum(len(v) for v in latencies.values())
     reg_cpu = sum(cpu1[p.name] - cpu0[p.name] for p in procs)
-    cpu_ms = {k: v / total * 1000 for k, v in store_cpu.items()}
+    cpu_ms = {k: v / total * 1000 for k, v in store_spent.items()}
     rows = [
         f"| {op} | {len(ms):,} | {statistics.median(ms):.1f} | {pct(ms, 0.95):.1f} | {pct(ms, 0.99):.1f} | "
         f"{errors[op]} |"
@@ -342,7 +336,7 @@ async def main() -> None:
     ]
     all_ms = [x for v in latencies.values() for x in v]
     load = os.getloadavg()
-    store = "FerretDB on " + ("PostgreSQL" if "postgres" in stores else "SQLite")
+    store = "FerretDB on " + ("PostgreSQL" if "postgres" in store0 else "SQLite")
     text = "\n".join(
         [
             f"### Registry mix{': ' + args.label if args.label else ''}",
